@@ -1,0 +1,3 @@
+from biolens.cli.main import run
+
+run()

@@ -1,0 +1,27 @@
+"""Entry point: ``biolens`` (console script) and ``python -m biolens``."""
+
+from __future__ import annotations
+
+import typer
+
+from biolens.cli.catalog import datasets, models
+from biolens.cli.evaluate import evaluate
+from biolens.cli.predict import predict
+from biolens.cli.train import train
+
+app = typer.Typer(
+    name="biolens",
+    help="Train, evaluate and ship deep-learning classifiers for biological sequences and biomedical images.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(train)
+app.command()(evaluate)
+app.command()(predict)
+app.command()(datasets)
+app.command()(models)
+
+
+def run() -> None:
+    app()

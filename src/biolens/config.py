@@ -1,0 +1,153 @@
+"""Typed, layered configuration: YAML file → CLI overrides → resolved config written into the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from biolens.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class QualityConfig(_Strict):
+    """Sequence quality filter (guide 3.3 / 7.2). ``None`` thresholds take the alphabet's default."""
+
+    min_len: int = Field(1, ge=0, description="drop sequences shorter than this")
+    max_unknown_frac: float = Field(0.1, ge=0, le=1, description="drop sequences with more N (or X) than this")
+    max_homopolymer: int | None = Field(None, ge=1, description="longest single-symbol run; default 20 for dna/rna, off for protein")
+    min_complexity: float | None = Field(
+        None, ge=0, le=1, description="normalized Shannon entropy of composition; default 0.3 for dna/rna, off for protein"
+    )
+
+
+class AugmentConfig(_Strict):
+    """Train-time augmentation, applied on whole batches on the device."""
+
+    reverse_complement: bool | None = Field(None, description="default: on for dna/rna unless the data set is strand-specific; never for protein")
+    substitution_rate: float = Field(0.0, ge=0, le=0.5, description="per-base probability of a random substitution")
+
+
+class DataConfig(_Strict):
+    path: str | list[str] = Field(..., description="builtin:NAME, a FASTA/CSV/TSV file (.gz ok), or LABEL=FASTA per class")
+    val: str | None = None
+    test: str | None = None
+    labels: str | None = Field(None, description="CSV mapping FASTA ids to labels (columns id_col, label_col)")
+    seq_col: str = "sequence"
+    label_col: str = "label"
+    id_col: str = "id"
+    split_col: str = "split"
+    alphabet: Literal["auto", "dna", "rna", "protein"] = "auto"
+    max_len: int | None = Field(None, ge=1, description="truncate longer sequences; default: longest training sequence")
+    val_frac: float = Field(0.1, gt=0, lt=0.5)
+    test_frac: float = Field(0.1, gt=0, lt=0.5)
+    dedup: bool = Field(False, description="remove val/test sequences duplicated (or reverse-complemented) in earlier splits")
+    positive_class: str | None = None
+    gc_input: bool | None = Field(None, description="feed GC content to the model; default: when the model declares it")
+    quality: QualityConfig = QualityConfig()
+    augment: AugmentConfig = AugmentConfig()
+
+    @field_validator("path")
+    @classmethod
+    def _non_empty(cls, v: str | list[str]) -> str | list[str]:
+        if not v:
+            raise ValueError("give a file, builtin:NAME or LABEL=FILE entries")
+        return v[0] if isinstance(v, list) and len(v) == 1 else v
+
+
+class ModelConfig(_Strict):
+    name: str = "dilated_resnet"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    early_stopping_patience: int | None = Field(5, ge=1)
+    plateau_patience: int = Field(2, ge=0)
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    seed: int = 0
+    device: str = "auto"
+    deterministic: bool = False
+
+
+class RunConfig(_Strict):
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    out: str | None = None
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"cannot set {key!r}: {p!r} is not a section")
+    d[parts[-1]] = value
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["train.lr=3e-4", "model.params.channels=64"]`` → nested dict (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=3e-4")
+        _set_dotted(out, key.strip(), yaml.safe_load(raw))
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config (optional), apply nested overrides and validate.
+
+    Raises ConfigError naming the file and field on any problem.
+    """
+    raw: dict[str, Any] = {}
+    where = "configuration"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}; check the path")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise ConfigError(f"{p}{line}: invalid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: expected a mapping with sections data/model/train at the top level")
+    raw = _merge(raw, overrides or {})
+    return validate_config(raw, where)
+
+
+def validate_config(raw: dict[str, Any], where: str = "configuration") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        if err["type"] == "missing" and field == "data":
+            raise ConfigError(f"{where}: no data given; pass --data FILE or builtin:NAME, or a data: section") from None
+        raise ConfigError(f"{where}: field {field!r}: {err['msg']} (got {err.get('input')!r})") from None

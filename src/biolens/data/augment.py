@@ -1,0 +1,48 @@
+"""Sequence augmentation as pure functions on whole batches of index tensors ``(B, L)``, on any device."""
+
+from __future__ import annotations
+
+import torch
+
+from biolens.data.alphabets import Alphabet
+
+
+def reverse_complement(x: torch.Tensor, lengths: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Reverse complement of right-padded rows: ``(B, L)`` indices → ``(B, L)``, padding stays on the right.
+
+    ``table`` maps index → complementary index (``Alphabet.complement_table``), on x's device.
+    """
+    width = x.shape[1]
+    src = lengths[:, None] - 1 - torch.arange(width, device=x.device)[None, :]  # (B, L)
+    out = torch.gather(x, 1, src.clamp(min=0))
+    return torch.where(src >= 0, table[out.long()].to(x.dtype), torch.zeros_like(x))
+
+
+def random_reverse_complement(
+    x: torch.Tensor, lengths: torch.Tensor, table: torch.Tensor, p: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Reverse-complement each row with probability ``p``."""
+    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < p
+    if not flip.any():
+        return x
+    return torch.where(flip[:, None], reverse_complement(x, lengths, table), x)
+
+
+def substitute(x: torch.Tensor, rate: float, n_symbols: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Replace each canonical symbol (index 1..n_symbols) with a different one with probability ``rate``."""
+    if rate <= 0:
+        return x
+    is_symbol = (x >= 1) & (x <= n_symbols)
+    hit = (torch.rand(x.shape, device=x.device, generator=generator) < rate) & is_symbol
+    shift = torch.randint(1, n_symbols, x.shape, device=x.device, generator=generator)
+    mutated = (x.long() - 1 + shift) % n_symbols + 1
+    return torch.where(hit, mutated.to(x.dtype), x)
+
+
+def gc_content(x: torch.Tensor, alphabet: Alphabet) -> torch.Tensor:
+    """Fraction of G+C among canonical bases per row, ``(B, L)`` → ``(B,)`` float; 0.5 when a row has none."""
+    g, c = alphabet.symbols.index("G") + 1, alphabet.symbols.index("C") + 1
+    n_sym = len(alphabet.symbols)
+    gc = ((x == g) | (x == c)).sum(dim=1).float()
+    total = ((x >= 1) & (x <= n_sym)).sum(dim=1).float()
+    return torch.where(total > 0, gc / total.clamp(min=1), torch.full_like(gc, 0.5))

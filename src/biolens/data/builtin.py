@@ -1,0 +1,52 @@
+"""Bundled real data sets, addressed as ``builtin:NAME`` (see builtin/DATA_LICENSES for attribution)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from biolens.errors import DataError
+
+PREFIX = "builtin:"
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    name: str
+    description: str
+    alphabet: str
+    classes: tuple[str, ...]
+    n: int
+    length: str
+    stranded: bool  # sequences are aligned to one strand: reverse-complement augmentation would mislabel them
+    license: str
+
+    @property
+    def path(self) -> Path:
+        return Path(str(resources.files("biolens.data") / "builtin" / f"{self.name}.csv.gz"))
+
+
+BUILTINS: dict[str, BuiltinDataset] = {
+    d.name: d
+    for d in (
+        BuiltinDataset("splice", "UCI primate splice junctions: exon→intron (EI), intron→exon (IE), neither (N)",
+                       "dna", ("EI", "IE", "N"), 3190, "60", True, "CC BY 4.0"),
+        BuiltinDataset("ecoli_promoters", "UCI E. coli promoters (Towell et al. 1990)",
+                       "dna", ("non-promoter", "promoter"), 106, "57", True, "CC BY 4.0"),
+        BuiltinDataset("regulondb_promoters", "E. coli RegulonDB promoter vs non-promoter benchmark (−60..+20 around TSS)",
+                       "dna", ("non-promoter", "promoter"), 5720, "81", True, "MIT (RegulonDB)"),
+    )
+}
+
+
+def is_builtin(spec: object) -> bool:
+    return isinstance(spec, str) and spec.startswith(PREFIX)
+
+
+def get_builtin(spec: str) -> BuiltinDataset:
+    name = spec[len(PREFIX):] if is_builtin(spec) else spec
+    try:
+        return BUILTINS[name.replace("-", "_")]
+    except KeyError:
+        raise DataError(f"unknown data set {spec!r}; bundled: {', '.join(PREFIX + n for n in BUILTINS)}") from None

@@ -1,0 +1,294 @@
+"""Readers: FASTA (labels in headers, a CSV of labels, or one file per class) and CSV/TSV, gzip or not.
+
+Readers return plain records (ids, sequences, labels, splits) and know where each record came from, so that
+every later error can name the file and line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyfastx
+
+from biolens.errors import DataError
+
+log = logging.getLogger(__name__)
+
+FASTA_SUFFIXES = {".fa", ".fasta", ".fna", ".faa", ".ffn", ".fas", ".frn", ".mpfa"}
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
+SPLIT_NAMES = ("train", "val", "test")
+_HEADER_KEY = re.compile(r"(?:^|\s)(label|split)=(\S+)")
+
+
+@dataclass
+class Records:
+    """Sequences with optional labels and split names, plus where each came from."""
+
+    ids: list[str]
+    seqs: list[str]
+    labels: list[str] | None
+    splits: list[str] | None = None
+    sources: list[str] = field(default_factory=list)  # one "file:line" per record (lazy for FASTA, see locate)
+    _fasta_paths: list[tuple[Path, int]] = field(default_factory=list)  # (path, first record index) for FASTA
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def locate(self, i: int) -> str:
+        """``file:line`` (FASTA: the header line) of record ``i``, for error messages."""
+        if self.sources:
+            return self.sources[i]
+        for path, start in reversed(self._fasta_paths):
+            if i >= start:
+                return f"{path}:{_fasta_header_line(path, i - start)}"
+        return f"record {i + 1}"
+
+    @staticmethod
+    def concat(parts: list[Records]) -> Records:
+        offset, paths = 0, []
+        for p in parts:
+            paths += [(path, start + offset) for path, start in p._fasta_paths]
+            offset += len(p)
+        if any(p.sources for p in parts):  # mixed tables and FASTA: materialize every location
+            paths = []
+        has = lambda attr: all(getattr(p, attr) is not None for p in parts)  # noqa: E731
+        return Records(
+            ids=[i for p in parts for i in p.ids],
+            seqs=[s for p in parts for s in p.seqs],
+            labels=[x for p in parts for x in p.labels] if has("labels") else None,
+            splits=[x for p in parts for x in p.splits] if has("splits") else None,
+            sources=[s for p in parts for s in p.locations()] if not paths else [],
+            _fasta_paths=paths,
+        )
+
+    def locations(self) -> list[str]:
+        return self.sources or [self.locate(i) for i in range(len(self))]
+
+    def subset(self, idx) -> Records:
+        pick = lambda xs: None if xs is None else [xs[i] for i in idx]  # noqa: E731
+        return Records(pick(self.ids), pick(self.seqs), pick(self.labels), pick(self.splits), [self.locate(i) for i in idx])
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
+
+
+def _fasta_header_line(path: Path, k: int) -> int:
+    """1-based line number of the k-th (0-based) FASTA header."""
+    seen = -1
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if line.startswith(">"):
+                seen += 1
+                if seen == k:
+                    return lineno
+    return 0
+
+
+def check_file(path: str | Path) -> Path:
+    """The path, if it is an existing non-empty file; else a DataError saying what to fix."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"file not found: {p}; check the path")
+    if p.is_dir():
+        raise DataError(f"{p} is a directory; give a FASTA, CSV or TSV file")
+    if p.stat().st_size == 0:
+        raise DataError(f"{p} is empty; give a file with sequences")
+    if p.suffix == ".gz":
+        try:
+            with gzip.open(p, "rb") as fh:
+                head = fh.read(1)
+        except (OSError, EOFError) as e:
+            raise DataError(f"{p} is not a valid gzip file ({e}); recompress it or remove the .gz suffix") from None
+        if not head:
+            raise DataError(f"{p} is empty after decompression; give a file with sequences")
+    return p
+
+
+def file_format(path: Path) -> str:
+    """``fasta`` or ``table``, from the suffix (ignoring .gz) or, failing that, the first character."""
+    suffix = Path(path.stem).suffix.lower() if path.suffix == ".gz" else path.suffix.lower()
+    if suffix in FASTA_SUFFIXES:
+        return "fasta"
+    if suffix in TABLE_SUFFIXES:
+        return "table"
+    with _open_text(path) as fh:
+        first = fh.read(1)
+    return "fasta" if first == ">" else "table"
+
+
+def _fastx(p: Path) -> Iterator[tuple[str, str, str]]:
+    """(name, sequence, comment) for each FASTA record, via pyfastx (no index file written)."""
+    try:
+        yield from pyfastx.Fastx(str(p), comment=True)
+    except RuntimeError as e:
+        if "not fasta" in str(e):
+            raise DataError(f"{p}: no FASTA records found (the first line must start with '>'); check the file format") from None
+        raise DataError(f"{p}: cannot parse FASTA ({e}); check the file") from None
+
+
+def read_fasta(path: str | Path, *, label: str | None = None, labels_from_header: bool = True) -> Records:
+    """Read a FASTA file; labels come from ``label=`` in headers, or ``label`` for the whole file.
+
+    Headers may also carry ``split=train|val|test``.
+    """
+    p = check_file(path)
+    ids, seqs, labels, splits = [], [], [], []
+    for name, seq, comment in _fastx(p):
+        keys = dict(_HEADER_KEY.findall(comment or ""))
+        ids.append(name)
+        seqs.append(seq)
+        labels.append(label if label is not None else keys.get("label"))
+        splits.append(keys.get("split"))
+    if not seqs:
+        raise DataError(f"{p}: no FASTA records found; check the file")
+    recs = Records(ids, seqs, labels, None, _fasta_paths=[(p, 0)])
+    if labels_from_header or label is not None:
+        missing = [i for i, lab in enumerate(labels) if not lab]
+        if missing and len(missing) < len(labels):
+            i = missing[0]
+            raise DataError(f"{recs.locate(i)}: header '>{ids[i]}' has no label; add ' label=CLASS' to every header")
+        if missing:
+            recs.labels = None
+    else:
+        recs.labels = None
+    present = [s for s in splits if s]
+    if present:
+        if len(present) < len(splits):
+            i = splits.index(None)
+            raise DataError(f"{recs.locate(i)}: header '>{ids[i]}' has no split= while others do; add it to every header or none")
+        bad = next((i for i, s in enumerate(splits) if s not in SPLIT_NAMES), None)
+        if bad is not None:
+            raise DataError(f"{recs.locate(bad)}: split={splits[bad]!r}; expected one of {', '.join(SPLIT_NAMES)}")
+        recs.splits = splits
+    return recs
+
+
+def _read_frame(p: Path) -> pd.DataFrame:
+    suffix = Path(p.stem).suffix.lower() if p.suffix == ".gz" else p.suffix.lower()
+    sep = TABLE_SUFFIXES.get(suffix)
+    try:
+        return pd.read_csv(p, sep=sep, engine="python" if sep is None else "c", dtype=str, keep_default_na=False, compression="infer")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{p} has no rows; give a table with a header line and sequences") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DataError(f"{p}: cannot parse as CSV/TSV ({str(e).splitlines()[0]}); check the delimiter and quoting") from None
+
+
+def read_table(
+    path: str | Path,
+    *,
+    seq_col: str = "sequence",
+    label_col: str | None = "label",
+    id_col: str = "id",
+    split_col: str = "split",
+    require_labels: bool = True,
+) -> Records:
+    """Read a CSV/TSV (optionally gzipped) with named sequence and label columns."""
+    p = check_file(path)
+    df = _read_frame(p)
+    df.columns = [str(c).strip() for c in df.columns]
+    cols = ", ".join(df.columns)
+    if seq_col not in df.columns:
+        raise DataError(f"{p}: no column {seq_col!r} (columns: {cols}); pass --seq-col NAME")
+    if require_labels and label_col not in df.columns:
+        raise DataError(f"{p}: no column {label_col!r} (columns: {cols}); pass --label-col NAME")
+    if df.empty:
+        raise DataError(f"{p} has a header but no rows; add sequences")
+    sources = [f"{p}:{i + 2}" for i in range(len(df))]
+    seqs = [s.strip() for s in df[seq_col]]
+    ids = list(df[id_col]) if id_col in df.columns else [f"{p.name}:{i + 2}" for i in range(len(df))]
+    labels = None
+    if label_col in df.columns:
+        labels = [str(x).strip() for x in df[label_col]]
+        empty = next((i for i, x in enumerate(labels) if not x), None)
+        if empty is not None:
+            raise DataError(f"{sources[empty]}: empty value in column {label_col!r}; give every row a label")
+    splits = None
+    if split_col in df.columns:
+        splits = [str(x).strip().lower() for x in df[split_col]]
+        bad = next((i for i, s in enumerate(splits) if s not in SPLIT_NAMES), None)
+        if bad is not None:
+            raise DataError(f"{sources[bad]}: {split_col}={splits[bad]!r}; expected one of {', '.join(SPLIT_NAMES)}")
+    return Records(ids, seqs, labels, splits, sources)
+
+
+def _attach_labels(recs: Records, labels_csv: str | Path, id_col: str, label_col: str) -> Records:
+    p = check_file(labels_csv)
+    df = _read_frame(p)
+    for col in (id_col, label_col):
+        if col not in df.columns:
+            raise DataError(f"{p}: no column {col!r} (columns: {', '.join(df.columns)}); it must map {id_col} to {label_col}")
+    mapping = dict(zip(df[id_col].str.strip(), df[label_col].str.strip()))
+    missing = next((i for i, x in enumerate(recs.ids) if x not in mapping), None)
+    if missing is not None:
+        raise DataError(f"{recs.locate(missing)}: id {recs.ids[missing]!r} has no label in {p}; add a row for it")
+    recs.labels = [mapping[x] for x in recs.ids]
+    return recs
+
+
+def read_source(
+    spec: str | list[str],
+    *,
+    labels_csv: str | None = None,
+    seq_col: str = "sequence",
+    label_col: str = "label",
+    id_col: str = "id",
+    split_col: str = "split",
+    require_labels: bool = True,
+) -> Records:
+    """Read one data source: a file, or a list of ``LABEL=FASTA`` entries (one file per class)."""
+    items = [spec] if isinstance(spec, str) else list(spec)
+    per_class = [s for s in items if "=" in s and not Path(s).exists()]
+    if per_class:
+        if len(per_class) != len(items):
+            raise DataError("mix of LABEL=FILE and plain files; give every class file as LABEL=FILE")
+        parts = []
+        for item in items:
+            label, _, file = item.partition("=")
+            if not label.strip():
+                raise DataError(f"{item!r}: empty label; write LABEL=FILE")
+            parts.append(read_fasta(file, label=label.strip()))
+        return Records.concat(parts)
+    if len(items) > 1:
+        return Records.concat([read_source(s, labels_csv=labels_csv, seq_col=seq_col, label_col=label_col, id_col=id_col,
+                                           split_col=split_col, require_labels=require_labels) for s in items])
+    p = check_file(items[0])
+    if file_format(p) == "fasta":
+        recs = read_fasta(p, labels_from_header=labels_csv is None)
+        if labels_csv is not None:
+            recs = _attach_labels(recs, labels_csv, id_col, label_col)
+    else:
+        recs = read_table(p, seq_col=seq_col, label_col=label_col, id_col=id_col, split_col=split_col,
+                          require_labels=require_labels)
+    if require_labels and recs.labels is None:
+        raise DataError(
+            f"{recs.locate(0)}: header '>{recs.ids[0]}' has no label; add ' label=CLASS' to every header, "
+            "pass --labels labels.csv, or give one FASTA per class as LABEL=FILE"
+        )
+    return recs
+
+
+def iter_chunks(path: str | Path, chunk_size: int = 8192, **kwargs) -> Iterator[Records]:
+    """Stream a FASTA or table in chunks of ``chunk_size`` records (constant memory), labels optional."""
+    p = check_file(path)
+    if file_format(p) == "fasta":
+        ids, seqs, labels, n = [], [], [], 0
+        for name, seq, comment in _fastx(p):
+            ids.append(name)
+            seqs.append(seq)
+            labels.append(dict(_HEADER_KEY.findall(comment or "")).get("label"))
+            if len(seqs) == chunk_size:
+                yield Records(ids, seqs, labels if all(labels) else None, _fasta_paths=[(p, -n)])
+                n += len(seqs)
+                ids, seqs, labels = [], [], []
+        if seqs:
+            yield Records(ids, seqs, labels if all(labels) else None, _fasta_paths=[(p, -n)])
+        return
+    yield read_table(p, require_labels=False, **kwargs)  # tables are read whole (pandas); see deploy for streaming

@@ -1,0 +1,1 @@
+"""Run folders as portable model bundles, and prediction."""

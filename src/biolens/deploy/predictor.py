@@ -1,0 +1,134 @@
+"""Load a run folder and predict on new sequences, from a notebook or the CLI."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biolens.config import RunConfig, validate_config
+from biolens.contract import InputContract
+from biolens.data.alphabets import get_alphabet
+from biolens.data.dataset import SequenceBatches, SequenceData
+from biolens.data.prepare import encode_for_model, labels_to_index
+from biolens.data.readers import Records, iter_chunks, read_source
+from biolens.deploy.bundle import check_run_dir, load_weights, read_yaml
+from biolens.errors import BiolensError, BundleError, DataError
+from biolens.evaluation.metrics import decide
+from biolens.models import create_model
+from biolens.models.inference import predict_logits, softmax
+from biolens.training.setup import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+class Predictor:
+    """A trained model with its input contract: raw sequences in, labels and probabilities out."""
+
+    def __init__(self, model: torch.nn.Module, contract: InputContract, config: RunConfig, run_dir: Path,
+                 device: torch.device):
+        self.model = model.to(device).eval()
+        self.contract = contract
+        self.config = config
+        self.run_dir = run_dir
+        self.device = device
+        self.alphabet = get_alphabet(contract.alphabet)
+
+    @classmethod
+    def load(cls, run: str | Path, device: str = "auto") -> Predictor:
+        """Rebuild the model from ``config.yaml`` and load ``model.safetensors`` (no pickle)."""
+        run_dir = check_run_dir(run)
+        contract = InputContract.load(run_dir / "contract.json")
+        try:
+            config = validate_config(read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+        except BiolensError as e:
+            raise BundleError(str(e)) from None
+        params = dict(config.model.params)
+        model = create_model(config.model.name, **params)
+        load_weights(model, run_dir / "model.safetensors")
+        return cls(model, contract, config, run_dir, resolve_device(device))
+
+    def read(self, source: str | Sequence[str], require_labels: bool = False
+             ) -> tuple[Records, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Read a file (FASTA/CSV/TSV, gz ok) and encode it with this model's alphabet and max length."""
+        d = self.config.data
+        recs = read_source(source, seq_col=d.seq_col, label_col=d.label_col, id_col=d.id_col,
+                           split_col=d.split_col, require_labels=require_labels)
+        x, lengths = encode_for_model(recs, self.contract.alphabet, self.contract.max_len)
+        y = labels_to_index(recs, self.contract.class_names) if recs.labels is not None else None
+        return recs, x, lengths, y
+
+    def predict_proba(self, x: np.ndarray, lengths: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``(N, C)`` for encoded rows ``(N, L)`` (temperature applied)."""
+        data = SequenceData(np.arange(len(x)), x, lengths, None, self.alphabet)
+        batches = SequenceBatches(data, batch_size, device=self.device, with_gc="gc" in self.contract.aux_inputs)
+        logits, index = predict_logits(self.model, batches)
+        probs = np.empty_like(logits)
+        probs[index] = softmax(logits, self.contract.temperature)
+        return probs
+
+    def _frame(self, ids: Sequence[str], probs: np.ndarray, labels: Sequence[str] | None = None) -> pd.DataFrame:
+        c = self.contract
+        pred = decide(probs, c.positive_index, c.threshold)
+        cols: dict[str, object] = {"id": list(ids)}
+        if labels is not None:
+            cols["label"] = list(labels)
+        for k, name in enumerate(c.class_names):
+            cols[f"p_{name}"] = probs[:, k]
+        cols["prediction"] = [c.class_names[k] for k in pred]
+        if c.positive_index is not None:
+            cols["decision"] = pred == c.positive_index
+        return pd.DataFrame(cols)
+
+    def predict(self, inputs: str | Path | Sequence[str], batch_size: int = 256) -> pd.DataFrame:
+        """Predict for raw sequences (a list of strings) or a file path.
+
+        Returns a DataFrame: id, [label], p_<class> per class, prediction, and for binary models ``decision``
+        (P(positive) ≥ the run's threshold).
+        """
+        if isinstance(inputs, (str, Path)) and Path(inputs).exists():
+            recs, x, lengths, _ = self.read(str(inputs))
+            return self._frame(recs.ids, self.predict_proba(x, lengths, batch_size), recs.labels)
+        seqs = [inputs] if isinstance(inputs, str) else [str(s) for s in inputs]
+        if not seqs:
+            raise DataError("no sequences given to predict")
+        recs = Records([f"seq{i + 1}" for i in range(len(seqs))], seqs, None, sources=[f"sequence {i + 1}" for i in range(len(seqs))])
+        x, lengths = encode_for_model(recs, self.contract.alphabet, self.contract.max_len)
+        return self._frame(recs.ids, self.predict_proba(x, lengths, batch_size))
+
+    def predict_files(self, paths: Sequence[str | Path], out: str | Path, batch_size: int = 256,
+                      chunk_size: int = 8192) -> int:
+        """Stream FASTA/CSV files through the model into one CSV (written atomically). Returns rows written."""
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        d = self.config.data
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        n, header = 0, True
+        try:
+            with os.fdopen(fd, "w", newline="") as fh:
+                for path in paths:
+                    for recs in iter_chunks(path, chunk_size, seq_col=d.seq_col, label_col=d.label_col,
+                                            id_col=d.id_col, split_col=d.split_col):
+                        x, lengths = encode_for_model(recs, self.contract.alphabet, self.contract.max_len)
+                        if recs.labels is not None:
+                            labels_to_index(recs, self.contract.class_names)  # unknown labels are an error
+                        frame = self._frame(recs.ids, self.predict_proba(x, lengths, batch_size), recs.labels)
+                        frame.to_csv(fh, index=False, header=header, float_format="%.6f", quoting=csv.QUOTE_MINIMAL)
+                        header, n = False, n + len(frame)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return n
+
+
+def predict(run: str | Path, inputs: str | Path | Sequence[str], **kwargs) -> pd.DataFrame:
+    """One-call prediction: ``biolens.predict("runs/x", ["ACGT..."])``."""
+    return Predictor.load(run).predict(inputs, **kwargs)

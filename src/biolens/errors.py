@@ -1,0 +1,35 @@
+"""Errors and warnings users see.
+
+Every ``BiolensError`` carries a one-line message that names the file, line or field at fault and says how to
+fix it. The CLI turns them into exit code 2 without a traceback; any other exception is a bug.
+"""
+
+from __future__ import annotations
+
+
+class BiolensError(Exception):
+    """Base class for errors caused by the user's input or configuration."""
+
+    def __init__(self, message: str):
+        # One line, always: the CLI prints it as is.
+        super().__init__(" ".join(str(message).split()))
+
+
+class DataError(BiolensError):
+    """Input data is missing, malformed or unusable."""
+
+
+class ConfigError(BiolensError):
+    """A configuration value or command-line option is invalid."""
+
+
+class ModelError(BiolensError):
+    """A model name or model argument is invalid."""
+
+
+class BundleError(BiolensError):
+    """A run folder (model bundle) is missing, incomplete or inconsistent."""
+
+
+class BiolensWarning(UserWarning):
+    """Data or configuration looks suspicious but training can go on."""

@@ -1,0 +1,1 @@
+"""Metrics and reports for trained classifiers."""

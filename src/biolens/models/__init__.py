@@ -1,0 +1,27 @@
+"""Model architectures behind one registry: ``create_model(name, **kwargs)``, ``list_models(task=...)``."""
+
+from __future__ import annotations
+
+from biolens.models.base import SequenceClassifier
+from biolens.models.registry import (
+    DEFAULT_SEQUENCE_MODEL,
+    ModelSpec,
+    create_model,
+    list_models,
+    model_info,
+    register_model,
+)
+
+# Importing the architecture modules registers them.
+from biolens.models import sequence_cnn as _sequence_cnn  # noqa: E402,F401  isort: skip
+from biolens.models import sequence_rnn as _sequence_rnn  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "DEFAULT_SEQUENCE_MODEL",
+    "ModelSpec",
+    "SequenceClassifier",
+    "create_model",
+    "list_models",
+    "model_info",
+    "register_model",
+]

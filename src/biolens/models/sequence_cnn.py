@@ -1,0 +1,209 @@
+"""Convolutional sequence classifiers: the guide's multi-kernel motif CNN and the fast dilated residual default."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from biolens.errors import ModelError
+from biolens.models.base import SequenceClassifier, embed_tokens, masked_max, masked_mean, pool_mask
+from biolens.models.registry import register_model
+
+log = logging.getLogger(__name__)
+
+
+def _check_kernels(kernel_sizes: Sequence[int], field: str = "kernel_sizes") -> tuple[int, ...]:
+    ks = tuple(int(k) for k in kernel_sizes)
+    if not ks or any(k < 1 or k % 2 == 0 for k in ks):
+        raise ModelError(f"{field} must be odd positive integers (for 'same' padding); got {list(kernel_sizes)}")
+    return ks
+
+
+class MotifExtractor(nn.Module):
+    """The guide's SequenceMotifExtractor (section 4.4): embedding → parallel Conv1d per kernel size (ReLU) → concat
+    → BatchNorm → MaxPool1d(2).
+
+    Each filter is a learned motif detector; several kernel sizes cover motifs of different lengths.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int, filters: int, kernel_sizes: Sequence[int]):
+        super().__init__()
+        ks = _check_kernels(kernel_sizes)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(embedding_dim, filters, k, padding=k // 2) for k in ks)
+        self.out_channels = filters * len(ks)
+        self.bn = nn.BatchNorm1d(self.out_channels)
+        self.pool = nn.MaxPool1d(kernel_size=2, stride=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Indices ``(B, L)`` or one-hot ``(B, V-1, L)`` → ``(B, filters * n_kernels, L // 2)``."""
+        if x.shape[-1] < 2:
+            raise ModelError(f"sequence length must be at least 2 for this model (it pools by 2); got {x.shape[-1]}")
+        e = embed_tokens(x, self.embedding).transpose(1, 2)  # (B, E, L)
+        h = torch.cat([F.relu(conv(e)) for conv in self.convs], dim=1)  # (B, F*k, L)
+        return self.pool(self.bn(h))  # (B, F*k, L // 2)
+
+
+@register_model(
+    "motif_cnn",
+    task="sequence",
+    description="Guide's multi-kernel motif CNN (kernels 3/7/11) with masked global max pooling; no recurrence.",
+)
+class MotifCNN(SequenceClassifier):
+    """Multi-kernel motif CNN: MotifExtractor → masked global max pooling → dropout → linear."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        embedding_dim: int = 128,
+        filters: int = 256,
+        kernel_sizes: Sequence[int] = (3, 7, 11),
+        dropout: float = 0.5,
+    ):
+        super().__init__(
+            vocab_size, num_classes, embedding_dim=embedding_dim, filters=filters, kernel_sizes=kernel_sizes,
+            dropout=dropout,
+        )  # fmt: skip
+        self.extractor = MotifExtractor(vocab_size, embedding_dim, filters, kernel_sizes)
+        self.num_features = self.extractor.out_channels
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
+
+    def forward_features(self, x: Tensor, gc: Tensor | None = None) -> Tensor:
+        self.check_input(x)
+        h = self.extractor(x)  # (B, D, L // 2)
+        return masked_max(h, pool_mask(self.padding_mask(x)))  # (B, D)
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation residual block: BN-GELU-Conv(k, dilated)-BN-GELU-Conv(1)-Dropout1d, plus the identity.
+
+    Dropout1d zeroes whole channels of the residual branch: as a regulariser it is the usual choice for conv nets,
+    and on CPU it is almost free (element-wise dropout cost about 20% of a training step at length 1,000).
+
+    The input is re-masked after the first activation: BN shifts padded zeros to a constant, which the dilated
+    convolution would otherwise carry into real positions near the end of a sequence.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int, dropout: float):
+        super().__init__()
+        self.bn1 = nn.BatchNorm1d(channels)
+        self.conv1 = nn.Conv1d(
+            channels, channels, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation, bias=False
+        )
+        self.bn2 = nn.BatchNorm1d(channels)
+        self.conv2 = nn.Conv1d(channels, channels, 1)
+        self.drop = nn.Dropout1d(dropout)
+
+    def forward(self, h: Tensor, m: Tensor) -> Tensor:
+        """``h (B, C, L)``, ``m (B, 1, L)`` float mask → ``(B, C, L)`` with padded positions exactly zero."""
+        y = F.gelu(self.bn1(h)) * m
+        y = self.conv2(F.gelu(self.bn2(self.conv1(y))))
+        return (h + self.drop(y)) * m
+
+
+@register_model(
+    "dilated_resnet",
+    task="sequence",
+    description="Fast default: one-hot dilated residual CNN, masked mean+max and relative-position pooling; "
+    "padding-invariant.",
+    default=True,
+)
+class DilatedResNet(SequenceClassifier):
+    """One-hot dilated residual CNN, the default sequence model.
+
+    Layout: one-hot ``(B, V-1, L)`` → stem Conv1d(k=15)-BN-GELU → MaxPool1d(2) (if ``downsample``) → ``blocks``
+    pre-activation residual blocks with dilations cycling 1, 2, 4, 8 → BN-GELU → masked global mean ⊕ max pooling
+    (``num_features = 2 * channels``) → Dropout → Linear.
+
+    ``position_bins=K > 0`` adds, per channel, the mean over each of K equal slices of the sequence's own length
+    (``num_features = (2 + K) * channels``), for tasks where the position of a motif matters (splice junctions sit
+    at the centre). Slices are relative to each sequence's real length, so padding invariance holds.
+
+    Activations are multiplied by the (down-sampled) padding mask after the stem, inside and after every block, and
+    odd lengths are zero-padded to even before pooling, so padded positions stay exactly zero: in eval mode a
+    sequence's logits do not depend on how much padding its batch adds.
+
+    Why this is the default (measured 2026-11-26 on a 2-core x86_64 CPU, torch 2.14.1; see BENCHMARKS.md):
+    channels=32, blocks=2, position_bins=16, downsample=False, trained with label smoothing 0.1 (the TrainConfig
+    default). On bundled UCI splice (test split of 317) it reached 96.2 / 96.2 / 95.3% test accuracy over seeds
+    0 / 1 / 2, against 94.3-95.9% for wider or deeper variants (channels 48-128, blocks 3-4) and 91.5% for
+    channels=128, blocks=4 without position bins, which over-fit the 2,548 training sequences within 3 epochs. On
+    the RegulonDB promoter benchmark it reached 86.5% test accuracy (ROC AUC 0.939) against 81.5% for the wide
+    variant. ``benchmarks/bench_models.py`` gives its training throughput against ``cnn_bilstm_attention`` at
+    length 1,000. The receptive field of the convolutions is 21 bp (stem 15, then 2 * (1 + 2)); the position bins
+    and global pooling combine motifs across the whole sequence. Raise ``channels``/``blocks`` for large data.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        channels: int = 32,
+        blocks: int = 2,
+        stem_kernel: int = 15,
+        kernel_size: int = 3,
+        dilations: Sequence[int] = (1, 2, 4, 8),
+        downsample: bool = False,
+        dropout: float = 0.1,
+        head_dropout: float = 0.3,
+        position_bins: int = 16,
+    ):
+        super().__init__(
+            vocab_size, num_classes, channels=channels, blocks=blocks, stem_kernel=stem_kernel,
+            kernel_size=kernel_size, dilations=dilations, downsample=downsample, dropout=dropout,
+            head_dropout=head_dropout, position_bins=position_bins,
+        )  # fmt: skip
+        if channels < 1 or blocks < 0 or position_bins < 0:
+            raise ModelError(
+                f"channels must be >= 1, blocks and position_bins >= 0; got channels={channels}, blocks={blocks}, "
+                f"position_bins={position_bins}"
+            )
+        _check_kernels([stem_kernel], "stem_kernel")
+        _check_kernels([kernel_size], "kernel_size")
+        if not dilations or any(int(d) < 1 for d in dilations):
+            raise ModelError(f"dilations must be positive integers; got {list(dilations)}")
+        self.downsample = bool(downsample)
+        self.position_bins = int(position_bins)
+        self.stem = nn.Sequential(
+            nn.Conv1d(vocab_size - 1, channels, stem_kernel, padding=stem_kernel // 2, bias=False),
+            nn.BatchNorm1d(channels),
+            nn.GELU(),
+        )
+        self.blocks = nn.ModuleList(
+            PreActBlock(channels, kernel_size, int(dilations[i % len(dilations)]), dropout) for i in range(blocks)
+        )
+        self.final_bn = nn.BatchNorm1d(channels)
+        self.num_features = (2 + self.position_bins) * channels
+        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.num_features, num_classes))
+
+    def _binned_mean(self, h: Tensor, mask: Tensor) -> Tensor:
+        """Mean of each of K slices of every sequence's real length: ``(B, C, L), (B, L) → (B, C * K)``."""
+        k = self.position_bins
+        n = mask.sum(dim=1, keepdim=True).clamp_min(1)  # (B, 1) real length
+        pos = torch.arange(h.shape[-1], device=h.device).unsqueeze(0)  # (1, L)
+        bins = (pos * k // n).clamp(max=k - 1)  # (B, L)
+        weights = F.one_hot(bins, k).to(h.dtype) * mask.unsqueeze(-1).to(h.dtype)  # (B, L, K)
+        sums = torch.bmm(h, weights)  # (B, C, K)
+        return (sums / weights.sum(dim=1, keepdim=True).clamp_min(1)).flatten(1)
+
+    def forward_features(self, x: Tensor, gc: Tensor | None = None) -> Tensor:
+        self.check_input(x)
+        mask = self.padding_mask(x)  # (B, L) bool
+        h = self.onehot(x).to(self.stem[0].weight.dtype)  # (B, V-1, L)
+        h = self.stem(h) * mask.unsqueeze(1).to(h.dtype)  # (B, C, L)
+        if self.downsample:
+            h = F.max_pool1d(F.pad(h, (0, h.shape[-1] % 2)), 2)  # (B, C, ceil(L / 2)); pad value 0 = padding
+            mask = pool_mask(mask, ceil=True)
+        m = mask.unsqueeze(1).to(h.dtype)  # (B, 1, L')
+        for block in self.blocks:
+            h = block(h, m)
+        h = F.gelu(self.final_bn(h)) * m
+        pooled = [masked_mean(h, mask), masked_max(h, mask)]  # 2 x (B, C)
+        if self.position_bins:
+            pooled.append(self._binned_mean(h, mask))  # (B, C * K)
+        return torch.cat(pooled, dim=1)  # (B, num_features)
