@@ -1,0 +1,1 @@
+"""Reading, encoding, filtering, splitting and batching input data."""
