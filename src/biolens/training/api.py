@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,15 +16,13 @@ from torch import nn
 
 from biolens.config import RunConfig, load_config, validate_config
 from biolens.contract import InputContract
-from biolens.data.dataset import SequenceBatches, SequenceData
-from biolens.data.prepare import PreparedData, prepare_sequences
-from biolens.deploy.bundle import fingerprint_arrays, load_weights, write_manifest
-from biolens.errors import ConfigError, ModelError
+from biolens.deploy.bundle import load_weights, write_manifest
+from biolens.errors import ConfigError
 from biolens.evaluation.metrics import classification_metrics, decide
-from biolens.models import create_model, model_info
 from biolens.models.inference import predict_logits, softmax
 from biolens.training.callbacks import EarlyStopping, EpochLogger, HistoryWriter, ModelCheckpoint, ProgressBar
 from biolens.training.setup import make_run_dir, resolve_device, seed_everything
+from biolens.training.tasks import Task, make_task
 from biolens.training.trainer import Callback, Trainer
 
 log = logging.getLogger(__name__)
@@ -45,34 +44,7 @@ def _as_config(config: RunConfig | dict | str | Path) -> RunConfig:
     return load_config(config)
 
 
-def _build_model(cfg: RunConfig, data: PreparedData) -> tuple[nn.Module, bool]:
-    spec = model_info(cfg.model.name)
-    if spec.task != "sequence":
-        raise ModelError(f"model {cfg.model.name!r} is an {spec.task} model; pick a sequence model (biolens models)")
-    wants_gc = "gc" in spec.cls.aux_inputs
-    with_gc = cfg.data.gc_input if cfg.data.gc_input is not None else wants_gc
-    if wants_gc and not with_gc:
-        raise ConfigError(f"model {cfg.model.name!r} needs GC content; remove data.gc_input=false")
-    if with_gc and not data.alphabet.is_nucleic:
-        raise ConfigError("data.gc_input needs dna or rna sequences; the data are protein")
-    if with_gc and not wants_gc:
-        raise ConfigError(f"model {cfg.model.name!r} takes no GC input; use promoter_predictor or drop gc_input")
-    params = {k: v for k, v in cfg.model.params.items() if k not in ("vocab_size", "num_classes")}
-    model = create_model(cfg.model.name, vocab_size=data.alphabet.vocab_size, num_classes=len(data.class_names), **params)
-    return model, with_gc
-
-
-def _batches(data: SequenceData, cfg: RunConfig, device: torch.device, with_gc: bool, train: bool = False,
-             batch_size: int | None = None) -> SequenceBatches:
-    aug = cfg.data.augment
-    return SequenceBatches(
-        data, batch_size or cfg.train.batch_size, shuffle=train, device=device, seed=cfg.train.seed,
-        reverse_complement=bool(aug.reverse_complement) and train,
-        substitution_rate=aug.substitution_rate if train else 0.0, with_gc=with_gc,
-    )
-
-
-def score(model: nn.Module, batches: SequenceBatches, contract: InputContract) -> tuple[np.ndarray, np.ndarray]:
+def score(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], contract: InputContract) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities ``(N, C)`` in data order (temperature applied) and decisions ``(N,)``."""
     logits, index = predict_logits(model, batches)
     probs = np.empty_like(logits)
@@ -108,39 +80,38 @@ def train(
         raise ConfigError("no output folder; pass --out runs/NAME (or out: in the config)")
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     device = resolve_device(cfg.train.device)
-    data = prepare_sequences(cfg.data, seed=cfg.train.seed)
-    model, with_gc = _build_model(cfg, data)
-    cfg = cfg.model_copy(update={"data": data.config, "model": cfg.model.model_copy(update={"params": model.config})})
-    contract = InputContract(
-        task="sequence", class_names=data.class_names, positive_class=data.positive_class,
-        alphabet=data.alphabet.name, max_len=data.max_len, aux_inputs=["gc"] if with_gc else [],
-    )
+    task = make_task(cfg)
+    task.prepare()
+    model = task.build_model()
+    cfg = cfg.model_copy(update={"data": task.resolved_data_config(),
+                                 "model": cfg.model.model_copy(update={"params": model.config})})
+    contract = task.contract()
     run_dir = make_run_dir(cfg.out, overwrite=overwrite)
     file_log = logging.FileHandler(run_dir / "log.txt")
     file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("biolens").addHandler(file_log)
     try:
-        return _train_into(cfg, data, model, contract, run_dir, device, with_gc, progress, callbacks or [])
+        return _train_into(cfg, task, model, contract, run_dir, device, progress, callbacks or [])
     finally:
         logging.getLogger("biolens").removeHandler(file_log)
         file_log.close()
 
 
-def _train_into(cfg: RunConfig, data: PreparedData, model: nn.Module, contract: InputContract, run_dir: Path,
-                device: torch.device, with_gc: bool, progress: bool, extra: list[Callback]) -> TrainResult:
+def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputContract, run_dir: Path,
+                device: torch.device, progress: bool, extra: list[Callback]) -> TrainResult:
     (run_dir / "config.yaml").write_text(cfg.to_yaml())
     contract.save(run_dir / "contract.json")
-    (run_dir / "data_report.json").write_text(json.dumps(data.report, indent=2) + "\n")
+    (run_dir / "data_report.json").write_text(json.dumps(task.report(), indent=2) + "\n")
     with open(run_dir / "filtered.tsv", "w") as fh:
         fh.write("id\tlocation\treason\n")
-        fh.writelines(f"{r['id']}\t{r['location']}\t{r['reason']}\n" for r in data.filtered)
+        fh.writelines(f"{r['id']}\t{r['location']}\t{r['reason']}\n" for r in task.dropped())
 
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %s: %s parameters; device %s; train/val/test = %d/%d/%d", cfg.model.name, f"{n_params:,}",
-             device, *(len(data.splits[s]) for s in ("train", "val", "test")))
+             device, *(task.size(s) for s in ("train", "val", "test")))
     model.to(device)
-    train_b = _batches(data.splits["train"], cfg, device, with_gc, train=True)
-    val_b = _batches(data.splits["val"], cfg, device, with_gc)
+    train_b = task.batches("train", train=True, device=device)
+    val_b = task.batches("val", train=False, device=device)
     t = cfg.train
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -160,18 +131,16 @@ def _train_into(cfg: RunConfig, data: PreparedData, model: nn.Module, contract: 
     load_weights(model, run_dir / "model.safetensors")
     metrics: dict[str, Any] = {"best_epoch": checkpoint.best_epoch}
     for split in ("val", "test"):
-        part = data.splits[split]
-        probs, pred = score(model, _batches(part, cfg, device, with_gc, batch_size=256), contract)
-        metrics[split] = classification_metrics(part.y, probs, contract.class_names, contract.positive_class,
+        y = task.labels(split)
+        probs, pred = score(model, task.batches(split, train=False, device=device, batch_size=256), contract)
+        metrics[split] = classification_metrics(y, probs, contract.class_names, contract.positive_class,
                                                 contract.threshold)
         if split == "test":
-            write_predictions(run_dir / "predictions.csv", part.ids, part.y, probs, pred, contract)
+            write_predictions(run_dir / "predictions.csv", task.ids(split), y, probs, pred, contract)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    splits = data.splits
-    write_manifest(run_dir, dataset_fingerprint=fingerprint_arrays(
-        *(a for s in ("train", "val", "test") for a in (splits[s].x, splits[s].y))))
+    write_manifest(run_dir, dataset_fingerprint=task.fingerprint())
     log.info("test accuracy %.4f (best epoch %d); run folder %s", metrics["test"]["accuracy"], checkpoint.best_epoch, run_dir)
-    return TrainResult(run_dir, metrics, history, data.report)
+    return TrainResult(run_dir, metrics, history, task.report())
 
 
 def evaluate(run: str | Path, data: str | list[str] | None = None, *, split: str = "test", batch_size: int = 256,
@@ -183,11 +152,13 @@ def evaluate(run: str | Path, data: str | list[str] | None = None, *, split: str
     if data is None:
         if split not in ("train", "val", "test"):
             raise ConfigError(f"unknown split {split!r}; expected train, val or test")
-        prepared = prepare_sequences(predictor.config.data, seed=predictor.config.train.seed)
-        part = prepared.splits[split]
-        x, lengths, y = part.x, part.lengths, part.y
+        task = make_task(predictor.config)
+        task.prepare()
+        y = task.labels(split)
+        probs, _ = score(predictor.model, task.batches(split, train=False, device=predictor.device,
+                                                        batch_size=batch_size), predictor.contract)
     else:
         _, x, lengths, y = predictor.read(data, require_labels=True)
-    probs = predictor.predict_proba(x, lengths, batch_size=batch_size)
+        probs = predictor.predict_proba(x, lengths, batch_size=batch_size)
     c = predictor.contract
     return classification_metrics(y, probs, c.class_names, c.positive_class, c.threshold)
