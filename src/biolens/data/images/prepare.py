@@ -1,0 +1,209 @@
+"""From a DataConfig to decoded, validated, split image data with resolved preprocessing, or a one-line error.
+
+Writes nothing into a run folder: bad input fails before one exists (the decode cache lives elsewhere).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+
+from biolens.config import DataConfig
+from biolens.data.builtin import is_builtin
+from biolens.data.images.cache import decode_all, default_cache_dir
+from biolens.data.images.dataset import ImageSplit, channel_stats
+from biolens.data.images.decode import Window
+from biolens.data.images.sources import SPLIT_NAMES, ImageRecords, read_builtin_images, read_folder, read_manifest
+from biolens.data.images.transforms import IMAGENET_MEAN, IMAGENET_STD
+from biolens.errors import BiolensWarning, ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+IMBALANCE_RATIO = 2.0
+DEFAULT_SIZE, BUILTIN_SIZE = 224, 28
+
+
+@dataclass
+class PreparedImages:
+    splits: dict[str, ImageSplit]
+    class_names: list[str]
+    positive_class: str | None
+    size: int  # model input side
+    resize_to: int  # stored side (eval center-crops size out of it)
+    channels: int  # model input channels
+    mean: list[float]
+    std: list[float]
+    config: DataConfig  # resolved
+    report: dict[str, Any] = field(default_factory=dict)
+    filtered: list[dict[str, str]] = field(default_factory=list)
+
+
+def _groups(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Integer key per row, equal for identical pixel arrays (duplicates stay in one split)."""
+    keys = [hashlib.blake2b(np.ascontiguousarray(images[r]).tobytes(), digest_size=8).hexdigest() for r in rows]
+    return np.unique(np.array(keys), return_inverse=True)[1]
+
+
+def _carve(labels: np.ndarray, groups: np.ndarray, frac: float, seed: int, what: str) -> np.ndarray:
+    """Bool mask of rows moved to a new split: a stratified, seeded share of duplicate groups."""
+    uniq, first = np.unique(groups, return_index=True)
+    glabels = labels[first]
+    counts = np.bincount(glabels)
+    if (counts[counts > 0] < 2).any():
+        raise DataError(f"a class has fewer than 2 distinct images, too few to split off a {what} set; add images or give a {what}/ folder")
+    try:
+        _, taken = train_test_split(np.arange(len(uniq)), test_size=frac, stratify=glabels, random_state=seed)
+    except ValueError as e:
+        raise DataError(f"cannot split off a stratified {what} set ({e}); add images or give a {what}/ folder") from None
+    return np.isin(groups, uniq[taken])
+
+
+def _assign_splits(given: np.ndarray | None, y: np.ndarray, images: np.ndarray, rows: np.ndarray, cfg: DataConfig,
+                   seed: int) -> np.ndarray:
+    split = np.array(given if given is not None else ["train"] * len(rows), dtype=object)
+    groups = None
+    for name, frac in (("test", cfg.test_frac), ("val", cfg.val_frac)):
+        if (split == name).any():
+            continue
+        if groups is None:
+            groups = _groups(images, rows)
+        pool = np.flatnonzero(split == "train")
+        share = frac / (1 - cfg.test_frac) if name == "val" and given is None else frac
+        moved = _carve(y[pool], groups[pool], share, seed, name)
+        split[pool[moved]] = name
+        log.info("no %s split given: moved a stratified %.0f%% of train (seed %d) to %s", name, share * 100, seed, name)
+    return split.astype(str)
+
+
+def _resize_all(images: np.ndarray, side: int) -> np.ndarray:
+    if images.shape[-1] == side:
+        return images
+    t = torch.from_numpy(images).float()
+    out = F.interpolate(t, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    return out.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _bad_files(bad: dict[int, str], recs: ImageRecords, skip: bool) -> list[dict[str, str]]:
+    if not bad:
+        return []
+    items = sorted(bad.items())
+    if not skip:
+        listing = "; ".join(f"{recs.locations[i]} ({reason})" for i, reason in items)
+        raise DataError(f"{len(items)} unreadable image file(s): {listing}; fix or remove them, or pass --skip-bad to leave them out")
+    warnings.warn(f"skipped {len(items)} unreadable image file(s) (listed in filtered.tsv of the run)", BiolensWarning,
+                  stacklevel=3)
+    return [{"id": str(recs.paths[i]), "location": recs.locations[i], "reason": reason} for i, reason in items]
+
+
+def _class_report(y: np.ndarray, split: np.ndarray, names: list[str]) -> dict[str, dict[str, int]]:
+    return {s: {c: int(((split == s) & (y == k)).sum()) for k, c in enumerate(names)} for s in SPLIT_NAMES}
+
+
+def _warn_imbalance(counts: dict[str, int]) -> float:
+    lo, hi = min(counts.values()), max(counts.values())
+    ratio = hi / max(lo, 1)
+    if ratio >= IMBALANCE_RATIO:
+        rare = min(counts, key=counts.get)
+        warnings.warn(
+            f"class imbalance in train ({', '.join(f'{c} {n}' for c, n in counts.items())}; ratio {ratio:.1f}): judge the "
+            f"model by balanced accuracy, AUC and sensitivity/specificity rather than accuracy, and consider a "
+            f"class-weighted loss or tuning the decision threshold on val so {rare!r} is not missed",
+            BiolensWarning, stacklevel=3)
+    return round(ratio, 3)
+
+
+def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) -> PreparedImages:
+    """Read, decode (once), validate, split and describe image data.
+
+    Args:
+        cfg: the data section (``cfg.image`` holds the image options).
+        seed: split seed.
+        transfer: the model is an ImageNet-style backbone (auto channels → 3; auto normalization → ImageNet when
+            ``cfg.image.normalize`` says so).
+    """
+    icfg = cfg.image
+    if cfg.val is not None or cfg.test is not None:
+        raise ConfigError("--val/--test files are for sequence data; put images in root/val/ and root/test/ or add a split column to the manifest")
+    if is_builtin(cfg.path):
+        b = read_builtin_images(str(cfg.path))
+        size = icfg.image_size or BUILTIN_SIZE
+        resize_to = max(size, round(size / icfg.crop_ratio))
+        images, y, split, names = _resize_all(b.images, resize_to), b.labels, b.splits, b.class_names
+        ids = np.array([f"{s}_{i}" for s in SPLIT_NAMES for i in range(int((b.splits == s).sum()))], dtype=object)
+        rows, filtered, source, positive = np.arange(len(y)), [], b.source, b.positive
+        store_channels = 1
+    else:
+        if not isinstance(cfg.path, str):
+            raise ConfigError("image data takes one --data: a folder or a CSV manifest")
+        p = Path(cfg.path)
+        recs = read_manifest(p, icfg.path_col, cfg.label_col, cfg.split_col) if p.is_file() else read_folder(p)
+        size = icfg.image_size or DEFAULT_SIZE
+        resize_to = max(size, round(size / icfg.crop_ratio))
+        cache_dir = (Path(icfg.cache_dir) if icfg.cache_dir else default_cache_dir()) if icfg.cache else None
+        decoded = decode_all(recs.paths, resize_to, Window(icfg.window_center, icfg.window_width), cache_dir)
+        filtered = _bad_files(decoded.bad, recs, icfg.skip_bad)
+        rows = np.array([i for i in range(len(recs)) if i not in decoded.bad], dtype=np.int64)
+        if len(rows) == 0:
+            raise DataError(f"{recs.source}: no readable images left; fix the files")
+        names = sorted(set(recs.labels[i] for i in rows))
+        if len(names) < 2:
+            raise DataError(f"{recs.source}: only one class ({names[0]!r}) among readable images; a classifier needs two")
+        images = decoded.images
+        lookup = {c: k for k, c in enumerate(names)}
+        y = np.array([lookup[recs.labels[i]] for i in rows], dtype=np.int64)
+        given = None if recs.splits is None else np.array([recs.splits[i] for i in rows], dtype=object)
+        split = _assign_splits(given, y, images, rows, cfg, seed)
+        ids = np.array([str(recs.paths[i]) for i in rows], dtype=object)
+        source, positive, store_channels = recs.source, None, int(images.shape[1])
+    if cfg.positive_class is not None and cfg.positive_class not in names:
+        raise ConfigError(f"positive_class {cfg.positive_class!r} is not a class; classes: {', '.join(names)}")
+    if cfg.positive_class is not None:
+        positive = cfg.positive_class
+    elif positive is None and len(names) == 2:
+        from biolens.data.prepare import _pick_positive
+
+        positive = _pick_positive(names, None)
+    splits = {}
+    for s in SPLIT_NAMES:
+        m = split == s
+        if not m.any():
+            raise DataError(f"{source}: the {s} split has no images; add images to {s}/ or give more data")
+        splits[s] = ImageSplit(images, rows[m], y[m], ids[m])
+    counts = _class_report(y, split, names)
+    ratio = _warn_imbalance(counts["train"])
+    channels = {"auto": 3 if transfer else store_channels}.get(icfg.channels, icfg.channels)
+    norm = icfg.normalize if icfg.normalize != "auto" else ("imagenet" if transfer else "data")
+    if icfg.mean is not None and icfg.std is not None:
+        mean, std, norm = list(icfg.mean), list(icfg.std), "given"
+    elif norm == "imagenet":
+        mean, std = (list(IMAGENET_MEAN), list(IMAGENET_STD)) if channels == 3 else ([0.449], [0.226])
+    elif norm == "none":
+        mean, std = [0.0] * channels, [1.0] * channels
+    else:
+        mean, std = channel_stats(splits["train"])
+        if len(mean) != channels:  # stats of gray data fed as 3 channels (or the reverse)
+            mean, std = [float(np.mean(mean))] * channels, [float(np.mean(std))] * channels
+    if len(mean) != channels or len(std) != channels:
+        raise ConfigError(f"data.image.mean/std need {channels} values (one per channel); got {len(mean)}/{len(std)}")
+    resolved = cfg.model_copy(update={
+        "positive_class": positive,
+        "image": icfg.model_copy(update={"image_size": size, "channels": channels, "normalize": norm, "mean": mean, "std": std}),
+    })
+    report = {
+        "source": source, "task": "image", "classes": names, "class_counts": counts, "imbalance_ratio_train": ratio,
+        "image_size": size, "resize_to": resize_to, "stored_channels": store_channels, "channels": channels,
+        "normalize": norm, "mean": mean, "std": std, "unreadable_skipped": len(filtered),
+    }
+    log.info("data: %s, images %dx%d, %d channel(s); train/val/test %d/%d/%d; train classes %s; normalize %s",
+             source, size, size, channels, *(len(splits[s]) for s in SPLIT_NAMES),
+             ", ".join(f"{c} {n}" for c, n in counts["train"].items()), norm)
+    return PreparedImages(splits, names, positive, size, resize_to, channels, mean, std, resolved, report, filtered)
