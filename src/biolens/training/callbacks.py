@@ -9,9 +9,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
 
-from biolens.deploy.bundle import atomic_write, save_weights
+from biolens.deploy.bundle import save_weights
+from biolens.errors import ConfigError
+from biolens.training.state import save_checkpoint
 from biolens.training.trainer import Callback, Trainer
 
 log = logging.getLogger(__name__)
@@ -21,23 +22,35 @@ def _better(mode: str, value: float, best: float) -> bool:
     return value < best if mode == "min" else value > best
 
 
-def _mode(monitor: str) -> str:
-    return "min" if monitor.endswith("loss") else "max"
+def _mode(monitor: str, mode: str = "auto") -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"unknown mode {mode!r}; expected one of: auto, min, max")
+    return mode if mode != "auto" else ("min" if monitor.endswith("loss") else "max")
+
+
+def _value(monitor: str, logs: dict[str, Any]) -> float:
+    if monitor not in logs:
+        raise KeyError(f"metric {monitor!r} not available; available metrics are {', '.join(logs)}")
+    return logs[monitor]
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
+    """Stop when ``monitor`` has not improved for ``patience`` epochs (``mode`` min, max, or auto by name)."""
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0):
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0, mode: str = "auto"):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.mode = _mode(monitor)
+        self.mode = _mode(monitor, mode)
         self.best = math.inf if self.mode == "min" else -math.inf
         self.wait = 0
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait = state["best"], state["wait"]
+
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
-        if self.monitor not in logs:
-            raise KeyError(f"metric {self.monitor!r} not available; available metrics are {', '.join(logs)}")
-        value = logs[self.monitor]
+        value = _value(self.monitor, logs)
         delta = -self.min_delta if self.mode == "min" else self.min_delta
         if _better(self.mode, value, self.best + delta):
             self.best, self.wait = value, 0
@@ -52,38 +65,92 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Keep the best weights as ``model.safetensors`` and full state in ``checkpoints/{best,last}.pt``.
 
-    Checkpoint files hold only tensors and plain values, so they load with ``torch.load(weights_only=True)``.
+    ``last.pt`` holds everything ``--resume`` needs (``Trainer.state_dict()`` plus ``config``); with
+    ``every`` it also keeps ``epoch_NNN.pt`` every N epochs. Writes are atomic (temp + fsync + rename) and the
+    files load with ``torch.load(weights_only=True)``.
     """
 
-    def __init__(self, run_dir: str | Path, monitor: str = "val_loss"):
+    def __init__(self, run_dir: str | Path, monitor: str = "val_loss", *, mode: str = "auto",
+                 every: int | None = None, config: dict[str, Any] | None = None):
         self.run_dir = Path(run_dir)
-        self.monitor = monitor
-        self.mode = _mode(monitor)
+        self.monitor, self.every, self.config = monitor, every, config or {}
+        self.mode = _mode(monitor, mode)
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = 0
 
-    def _state(self, trainer: Trainer) -> dict[str, Any]:
-        return {
-            "model": trainer.model.state_dict(),
-            "optimizer": trainer.optimizer.state_dict(),
-            "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else {},
-            "epoch": trainer.epoch,
-            "step": trainer.step,
-            "best": self.best,
-        }
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
-        ckpt = self.run_dir / "checkpoints"
-        ckpt.mkdir(parents=True, exist_ok=True)
-        improved = _better(self.mode, logs[self.monitor], self.best)
+        improved = _better(self.mode, _value(self.monitor, logs), self.best)
+        logs["best"] = improved
         if improved:
             self.best, self.best_epoch = logs[self.monitor], trainer.epoch
             save_weights(trainer.model, self.run_dir / "model.safetensors")
-        state = self._state(trainer)
-        atomic_write(ckpt / "last.pt", lambda f: torch.save(state, f))
+
+    def after_epoch(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        ckpt = self.run_dir / "checkpoints"
+        ckpt.mkdir(parents=True, exist_ok=True)
+        improved = logs["best"]
+        state = {**trainer.state_dict(), "best": self.best, "config": self.config}
+        save_checkpoint(state, ckpt / "last.pt")
         if improved:
-            atomic_write(ckpt / "best.pt", lambda f: torch.save(state, f))
-        logs["best"] = improved
+            save_checkpoint(state, ckpt / "best.pt")
+        if self.every and trainer.epoch % self.every == 0:
+            save_checkpoint(state, ckpt / f"epoch_{trainer.epoch:03d}.pt")
+
+
+class LRMonitor(Callback):
+    """The learning rate of every parameter group at every optimizer step, in ``lr.csv`` (step, epoch, lr…)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / "lr.csv"
+        self.rows: list[list[float]] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = [list(r) for r in state["rows"]]
+
+    def on_batch_end(self, trainer: Trainer, loss: float) -> None:
+        self.rows.append([trainer.step, trainer.epoch, *(g["lr"] for g in trainer.optimizer.param_groups)])
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        groups = len(trainer.optimizer.param_groups)
+        header = ["step", "epoch"] + (["lr"] if groups == 1 else [f"lr_group{i}" for i in range(groups)])
+        with open(self.path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            w.writerows([[int(r[0]), int(r[1]), *(f"{v:.6g}" for v in r[2:])] for r in self.rows])
+
+
+class TensorBoardLogger(Callback):
+    """Scalars per epoch (losses, metrics) and LR per step in ``RUN/tensorboard`` (``torch.utils.tensorboard``)."""
+
+    def __init__(self, run_dir: str | Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("train.tensorboard needs the tensorboard package; pip install tensorboard, or drop "
+                              "--tensorboard") from None
+        self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+
+    def on_batch_end(self, trainer: Trainer, loss: float) -> None:
+        self.writer.add_scalar("lr", trainer.lr, trainer.step)
+        self.writer.add_scalar("train/batch_loss", loss, trainer.step)
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        for k, v in logs.items():
+            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.writer.add_scalar(k.replace("_", "/", 1), v, trainer.epoch)
+        self.writer.flush()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.writer.close()
 
 
 class HistoryWriter(Callback):
@@ -110,6 +177,7 @@ class EpochLogger(Callback):
             "epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.1fs%s",
             logs["epoch"], trainer.max_epochs, logs["train_loss"], logs["train_acc"], logs["val_loss"],
             logs["val_acc"], logs["lr"], logs["time_s"], "  *best" if logs.get("best") else "",
+            extra={"biolens": {"event": "epoch", **logs}},
         )
 
 
@@ -123,11 +191,12 @@ class ProgressBar(Callback):
         self.total = batches_per_epoch
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[last]}"), TimeRemainingColumn(),
             console=Console(stderr=True), transient=True,
         )
         self.task = None
         self._loss = 0.0
+        self._last = ""
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.progress.start()
@@ -135,12 +204,16 @@ class ProgressBar(Callback):
     def on_epoch_start(self, trainer: Trainer) -> None:
         if self.task is not None:
             self.progress.remove_task(self.task)
-        self.task = self.progress.add_task("train", total=self.total, epoch=trainer.epoch, loss=0.0)
+        self.task = self.progress.add_task("train", total=self.total, epoch=trainer.epoch, loss=0.0, last=self._last)
         self._loss = 0.0
 
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
         self._loss = loss if self._loss == 0 else 0.9 * self._loss + 0.1 * loss
         self.progress.update(self.task, advance=1, loss=self._loss)
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        self._last = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k.startswith("val_")
+                               and isinstance(v, float))  # shown next to the live loss in the next epoch
 
     def on_fit_end(self, trainer: Trainer) -> None:
         self.progress.stop()

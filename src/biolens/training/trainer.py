@@ -1,20 +1,31 @@
-"""A short training loop; everything optional plugs in as a callback (guide 5.1)."""
+"""A short training loop; everything optional plugs in as a callback (guide 5.1).
+
+The loop knows four things beyond forward/backward/step: mixed precision (autocast, GradScaler for fp16),
+gradient accumulation (loss scaled by each micro-batch's share of the window, clipping after unscaling),
+whether the scheduler steps per batch or per epoch, and distributed data parallel (DDP) reductions.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 import torch
 from torch import nn
 
 from biolens.errors import BiolensError
-from biolens.models.inference import forward
+from biolens.models.inference import model_inputs
+from biolens.training.guard import diagnose_nonfinite
+from biolens.training.state import capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TrainingError(BiolensError):
@@ -22,26 +33,53 @@ class TrainingError(BiolensError):
 
 
 class Callback:
-    """Named hooks; override what you need. ``trainer`` exposes model, optimizer, history, epoch, step, logs."""
+    """Named hooks; override what you need. ``trainer`` exposes model, optimizer, history, epoch, step, logs.
+
+    ``on_batch_end`` runs once per optimizer step. A callback with state to carry across ``--resume`` returns it
+    from ``state_dict`` (tensors and plain values only) and takes it back in ``load_state_dict``.
+    """
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
     def on_epoch_start(self, trainer: Trainer) -> None: ...
     def on_batch_end(self, trainer: Trainer, loss: float) -> None: ...
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None: ...
+    def after_epoch(self, trainer: Trainer, logs: dict[str, Any]) -> None: ...  # checkpoints: all state is final
     def on_fit_end(self, trainer: Trainer) -> None: ...
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def scheduler_interval(scheduler: Any) -> str:
+    """``batch`` or ``epoch``: set by ``make_scheduler``; one-cycle/cyclic always step per batch."""
+    if scheduler is None:
+        return "epoch"
+    name = type(scheduler).__name__
+    return getattr(scheduler, "interval", "batch" if name in ("OneCycleLR", "CyclicLR") else "epoch")
+
+
+def correct_count(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Correct predictions in a batch; a single logit means ``logit > 0`` is class 1."""
+    pred = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+    return (pred == y).sum()
 
 
 class Trainer:
-    """Train and validate loops with gradient clipping, a per-epoch plateau scheduler and callbacks.
+    """Train and validate loops with clipping, scheduling, mixed precision, accumulation and callbacks.
 
     Args:
-        model: a registered model (see ``biolens.models``).
+        model: a registered model (see ``biolens.models``); kept unwrapped in ``trainer.model``.
         optimizer: e.g. AdamW.
-        loss_fn: ``(logits (B, C), y (B,)) → scalar``.
-        scheduler: stepped once per epoch; ReduceLROnPlateau gets the monitored value.
+        loss_fn: ``(logits (B, C), y (B,)) → scalar`` (mean over the batch).
+        scheduler: stepped per batch or per epoch as ``scheduler_interval`` says; ReduceLROnPlateau gets
+            the monitored value.
         max_epochs: upper bound; callbacks (early stopping) may stop sooner via ``trainer.should_stop``.
-        grad_clip: max global gradient norm, or None.
-        monitor: the logged value plateau scheduling and callbacks watch (``val_loss`` or ``val_acc``).
+        grad_clip: max global gradient norm (applied after unscaling), or None.
+        monitor: the logged value plateau scheduling and callbacks watch.
+        precision: ``fp32``, ``bf16`` (autocast) or ``fp16`` (autocast + GradScaler).
+        accumulate: micro-batches per optimizer step.
+        net: what to call for the forward pass (a DDP-wrapped or compiled ``model``); default ``model``.
+        dist: a ``biolens.training.distributed.Dist`` to all-reduce epoch metrics, or None.
     """
 
     def __init__(
@@ -55,26 +93,78 @@ class Trainer:
         grad_clip: float | None = 1.0,
         callbacks: Iterable[Callback] = (),
         monitor: str = "val_loss",
+        precision: str = "fp32",
+        accumulate: int = 1,
+        net: nn.Module | None = None,
+        dist: Any = None,
     ):
-        self.model = model
-        self.optimizer = optimizer
-        self.loss_fn = loss_fn
-        self.scheduler = scheduler
-        self.max_epochs = max_epochs
-        self.grad_clip = grad_clip
+        if precision not in PRECISIONS:
+            raise BiolensError(f"unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
+        self.model, self.net = model, net if net is not None else model
+        self.optimizer, self.loss_fn, self.scheduler = optimizer, loss_fn, scheduler
+        self.interval = scheduler_interval(scheduler)
+        self.max_epochs, self.grad_clip, self.monitor = max_epochs, grad_clip, monitor
         self.callbacks = list(callbacks)
-        self.monitor = monitor
+        self.precision, self.accumulate, self.dist = precision, max(1, int(accumulate)), dist
+        self.device_type = next(model.parameters()).device.type
+        self.scaler = torch.amp.GradScaler(self.device_type) if precision == "fp16" else None
         self.history: list[dict[str, Any]] = []
-        self.epoch = 0
-        self.step = 0
+        self.epoch = 0  # epochs completed (the one running, inside an epoch)
+        self.step = 0  # optimizer steps taken
+        self.batches_done = 0  # train batches consumed in the running epoch (the sampler position)
         self.should_stop = False
 
+    # ---- state for exact resume -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        names = self._callback_names()
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "epoch": self.epoch, "step": self.step, "batches_done": self.batches_done,
+            "should_stop": self.should_stop,
+            "history": self.history,
+            "rng": capture_rng(),
+            "callbacks": {n: cb.state_dict() for n, cb in zip(names, self.callbacks)},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step, self.batches_done = state["epoch"], state["step"], state.get("batches_done", 0)
+        self.history = list(state.get("history", []))
+        self.should_stop = bool(state.get("should_stop", False))
+        saved = state.get("callbacks", {})
+        for name, cb in zip(self._callback_names(), self.callbacks):
+            if name in saved:
+                cb.load_state_dict(saved[name])
+        restore_rng(state["rng"])
+
+    def _callback_names(self) -> list[str]:
+        seen: dict[str, int] = {}
+        names = []
+        for cb in self.callbacks:
+            base = type(cb).__name__
+            seen[base] = seen.get(base, 0) + 1
+            names.append(base if seen[base] == 1 else f"{base}{seen[base]}")
+        return names
+
+    # ---- the loop ---------------------------------------------------------------------------------------
     def add_callback(self, cb: Callback) -> None:
         self.callbacks.append(cb)
 
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(self, *args)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
 
     def fit(self, train: Iterable[dict[str, torch.Tensor]], val: Iterable[dict[str, torch.Tensor]]) -> list[dict[str, Any]]:
         self._call("on_fit_start")
@@ -85,21 +175,25 @@ class Trainer:
         return self.history
 
     def _loop(self, train: Iterable[dict[str, torch.Tensor]], val: Iterable[dict[str, torch.Tensor]]) -> None:
+        if self.batches_done:  # resumed inside an epoch: finish it from the saved sampler position
+            self.epoch -= 1
         while self.epoch < self.max_epochs and not self.should_stop:
             self.epoch += 1
             if hasattr(train, "set_epoch"):
                 train.set_epoch(self.epoch)
             self._call("on_epoch_start")
             start = time.perf_counter()
-            logs: dict[str, Any] = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"]}
+            logs: dict[str, Any] = {"epoch": self.epoch, "lr": self.lr}
             logs.update({f"train_{k}": v for k, v in self.train_epoch(train).items()})
             logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
             logs["time_s"] = round(time.perf_counter() - start, 3)
             self.history.append(logs)
-            self._step_scheduler(logs)
+            if self.interval == "epoch":
+                self._step_scheduler(logs)
             self._call("on_epoch_end", logs)
+            self._call("after_epoch", logs)
 
-    def _step_scheduler(self, logs: dict[str, Any]) -> None:
+    def _step_scheduler(self, logs: dict[str, Any] | None = None) -> None:
         if self.scheduler is None:
             return
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -107,40 +201,92 @@ class Trainer:
         else:
             self.scheduler.step()
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = PRECISIONS[self.precision]
+        return torch.autocast(self.device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+    def _windows(self, batches: Iterable[dict[str, torch.Tensor]]) -> Iterator[list[dict[str, torch.Tensor]]]:
+        it = iter(batches)
+        skip, self.batches_done = self.batches_done, 0
+        for _ in islice(it, skip):  # resume: replay the sampler (and its augmentation RNG) up to the position
+            self.batches_done += 1
+        while window := list(islice(it, self.accumulate)):
+            yield window
+
     def train_epoch(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
-        self.model.train()
+        self.net.train()
         total_loss, correct, seen = 0.0, 0, 0
-        for batch in batches:
-            logits = forward(self.model, batch)
-            loss = self.loss_fn(logits, batch["y"])
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss.item()} at epoch {self.epoch}, step {self.step + 1}; "
-                    "lower the learning rate (--lr) or check the input data"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.optimizer.step()
+        for window in self._windows(batches):
+            window_n = sum(b["y"].shape[0] for b in window)
+            step_loss = 0.0
+            for i, batch in enumerate(window):
+                n = batch["y"].shape[0]
+                sync = self.net.no_sync() if i < len(window) - 1 and hasattr(self.net, "no_sync") else contextlib.nullcontext()
+                with sync:
+                    with self._autocast():
+                        logits = self.net(batch["x"], **model_inputs(self.model, batch))
+                        loss = self.loss_fn(logits, batch["y"])
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        self._fail("loss", value, batch)
+                    scaled = loss * (n / window_n)  # mean over the whole window, however the micro-batches split
+                    (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+                step_loss += value * n / window_n
+                total_loss += value * n
+                correct += int(correct_count(logits.detach(), batch["y"]))
+                seen += n
+            self._optimizer_step()
+            self.batches_done += len(window)
             self.step += 1
-            n = batch["y"].shape[0]
-            value = loss.item()
-            total_loss += value * n
-            correct += int((logits.argmax(1) == batch["y"]).sum())
-            seen += n
-            self._call("on_batch_end", value)
-        return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1)}
+            if self.interval == "batch":
+                self._step_scheduler()
+            self._call("on_batch_end", step_loss)
+        self.batches_done = 0
+        return self._reduce({"loss": total_loss, "acc": float(correct)}, seen)
+
+    def _optimizer_step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip true gradients, not scaled ones
+        if self.grad_clip is not None:
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            if self.scaler is None and not torch.isfinite(norm):  # fp16 overflow is the scaler's to skip
+                self._fail("gradient norm", float(norm), None)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _fail(self, what: str, value: float, batch: dict[str, torch.Tensor] | None) -> None:
+        """Stop before the bad update reaches the weights, with the guide 7.3 diagnosis."""
+        where = diagnose_nonfinite(self.model, batch, self._autocast)
+        self.optimizer.zero_grad(set_to_none=True)
+        raise TrainingError(
+            f"{what} became {value} at epoch {self.epoch}, step {self.step + 1}; lower the learning rate "
+            f"(lr {self.lr:.2e}: try {self.lr / 10:.1e} with --lr); {where}; other fixes (guide 7.3): keep gradient "
+            "clipping on (train.grad_clip), check the input data, use --precision bf16 or fp32 instead of fp16"
+        )
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
-        self.model.eval()
+        self.net.eval()
         total_loss, correct, seen = 0.0, 0, 0
         for batch in batches:
-            logits = forward(self.model, batch)
+            with self._autocast():
+                logits = self.net(batch["x"], **model_inputs(self.model, batch))
+                loss = self.loss_fn(logits, batch["y"])
             n = batch["y"].shape[0]
-            total_loss += self.loss_fn(logits, batch["y"]).item() * n
-            correct += int((logits.argmax(1) == batch["y"]).sum())
+            total_loss += loss.item() * n
+            correct += int(correct_count(logits, batch["y"]))
             seen += n
-        loss = total_loss / max(seen, 1)
-        return {"loss": loss if math.isfinite(loss) else float("inf"), "acc": correct / max(seen, 1)}
+        out = self._reduce({"loss": total_loss, "acc": float(correct)}, seen)
+        out["loss"] = out["loss"] if math.isfinite(out["loss"]) else float("inf")
+        return out
+
+    def _reduce(self, sums: dict[str, float], seen: int) -> dict[str, float]:
+        """Per-sample means; under DDP the sums and counts are all-reduced first, so every rank agrees."""
+        if self.dist is not None and self.dist.world_size > 1:
+            values = self.dist.all_reduce_sum([*sums.values(), float(seen)])
+            sums, seen = dict(zip(sums, values[:-1])), int(values[-1])
+        return {k: v / max(seen, 1) for k, v in sums.items()}

@@ -1,0 +1,140 @@
+"""Turn a resolved ``TrainConfig`` into a Trainer: optimizer, schedule, loss, sampler and callbacks.
+
+``training/api.py`` calls this; it is also what ``lr_find`` and the benchmarks use, so every entry point trains
+the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from biolens.config import RunConfig, TrainConfig
+from biolens.data.sampling import balanced_weights
+from biolens.errors import ConfigError
+from biolens.training.callbacks import (EarlyStopping, EpochLogger, HistoryWriter, LRMonitor, ModelCheckpoint,
+                                        ProgressBar, TensorBoardLogger, _mode)
+from biolens.training.distributed import Dist, wrap
+from biolens.training.losses import make_loss
+from biolens.training.optim import make_optimizer
+from biolens.training.schedules import make_scheduler
+from biolens.training.trainer import Callback, Trainer
+
+log = logging.getLogger(__name__)
+
+LOGGED = ("val_loss", "val_acc", "train_loss", "train_acc")  # what the Trainer logs every epoch
+
+
+def configure_batches(batches: Any, t: TrainConfig, y: np.ndarray, dist: Dist) -> None:
+    """Weighted sampling and distributed sharding on a task's train batches (attributes of SequenceBatches)."""
+    if t.sampler == "weighted":
+        if not hasattr(batches, "sample_weights"):
+            raise ConfigError(f"train.sampler 'weighted' is not supported by {type(batches).__name__}; use shuffle")
+        batches.sample_weights = torch.as_tensor(balanced_weights(y), dtype=torch.float64)
+    shard(batches, t.batch_size, dist)
+
+
+def shard(batches: Any, batch_size: int, dist: Dist) -> None:
+    if dist.world_size == 1:
+        return
+    if batch_size % dist.world_size:
+        raise ConfigError(f"train.batch_size {batch_size} is the global batch and must divide by the "
+                          f"{dist.world_size} processes; pick a multiple of {dist.world_size}")
+    if not hasattr(batches, "num_replicas"):
+        raise ConfigError(f"--devices: {type(batches).__name__} cannot be sharded across processes; use one device")
+    batches.rank, batches.num_replicas = dist.rank, dist.world_size
+
+
+def build_loss(t: TrainConfig, y_train: np.ndarray, num_classes: int) -> nn.Module:
+    counts = np.bincount(y_train, minlength=num_classes)
+    return make_loss(t.loss, counts, label_smoothing=t.label_smoothing, weights=t.class_weights,
+                     beta=t.effective_beta, focal_gamma=t.focal_gamma, focal_alpha=t.focal_alpha)
+
+
+def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train: np.ndarray, num_classes: int, *,
+                  run_dir: Path | None, device: torch.device, dist: Dist, progress: bool = False,
+                  extra: list[Callback] = ()) -> tuple[Trainer, ModelCheckpoint | None]:
+    """A Trainer wired as the config says; callbacks that write files only on rank 0 (``run_dir`` set)."""
+    t = cfg.train
+    configure_batches(train_batches, t, y_train, dist)
+    optimizer = make_optimizer(t.optimizer, model, lr=t.lr, weight_decay=t.weight_decay, momentum=t.momentum,
+                               lr_mult=t.lr_mult)
+    steps = -(-len(train_batches) // t.accumulate)
+    mode = _mode(t.monitor, t.monitor_mode)
+    scheduler = make_scheduler(t.schedule, optimizer, epochs=t.epochs, steps_per_epoch=steps, mode=mode,
+                               plateau_factor=t.plateau_factor, plateau_patience=t.plateau_patience,
+                               step_size=t.step_size, gamma=t.step_gamma, warmup_epochs=t.warmup_epochs,
+                               min_lr=t.min_lr)
+    loss_fn = build_loss(t, y_train, num_classes).to(device)
+    net = wrap(model, dist, device)
+    if t.compile:
+        net = torch.compile(net)
+    callbacks: list[Callback] = []
+    checkpoint = None
+    if run_dir is not None and dist.is_main:
+        checkpoint = ModelCheckpoint(run_dir, t.monitor, mode=mode, every=t.checkpoint_every,
+                                     config=cfg.model_dump(mode="json"))
+        callbacks += [checkpoint, HistoryWriter(run_dir), LRMonitor(run_dir), EpochLogger()]
+        if t.tensorboard:
+            callbacks.append(TensorBoardLogger(run_dir))
+        if progress:
+            callbacks.append(ProgressBar(steps))
+    if t.early_stopping_patience:
+        callbacks.append(EarlyStopping(t.monitor, t.early_stopping_patience, mode=mode))
+    trainer = Trainer(model, optimizer, loss_fn, scheduler=scheduler, max_epochs=t.epochs, grad_clip=t.grad_clip,
+                      callbacks=callbacks + list(extra), monitor=t.monitor, precision=t.precision,
+                      accumulate=t.accumulate, net=net, dist=dist)
+    return trainer, checkpoint
+
+
+def write_summary(cfg: RunConfig, trainer: Trainer, dist: Dist, run_dir: Path, resumed: bool) -> dict[str, Any]:
+    """``train_summary.json`` (the choices that shaped training and the fit verdict) and ``plots/history.png``."""
+    from biolens.training.plots import fit_verdict, plot_history
+
+    t = cfg.train
+    lr_rows = next((cb.rows for cb in trainer.callbacks if isinstance(cb, LRMonitor)), None)
+    if trainer.history:
+        plot_history(trainer.history, run_dir / "plots" / "history.png", lr_rows)
+    summary = {
+        "fit": fit_verdict(trainer.history),
+        "loss": t.loss, "class_weights": t.class_weights, "sampler": t.sampler,
+        "optimizer": t.optimizer, "schedule": t.schedule, "schedule_interval": trainer.interval,
+        "precision": t.precision, "accumulate": t.accumulate,
+        "effective_batch_size": t.batch_size * t.accumulate, "world_size": dist.world_size,
+        "compile": t.compile, "deterministic": t.deterministic, "seed": t.seed,
+        "epochs_run": trainer.epoch, "steps": trainer.step, "resumed": resumed,
+    }
+    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    fit = summary["fit"]
+    log.info("fit: %s (val − train loss %s): %s", fit["verdict"], fit["gap"], fit.get("advice", ""))
+    return summary
+
+
+def preflight(cfg: RunConfig, model: nn.Module, n_train: int, y_train: np.ndarray, num_classes: int,
+              dist: Dist) -> None:
+    """Build the optimizer, schedule and loss once on throwaway objects, so a bad option raises a ConfigError
+    before any run folder exists."""
+    t = cfg.train
+    if t.monitor not in LOGGED:
+        raise ConfigError(f"train.monitor {t.monitor!r} is not logged; use one of: {', '.join(LOGGED)} (other "
+                          "metrics: add a callback that logs them and pass EarlyStopping/ModelCheckpoint via the API)")
+    if dist.world_size > 1 and t.batch_size % dist.world_size:
+        shard(object(), t.batch_size, dist)  # raises with the fix
+    opt = make_optimizer(t.optimizer, model, lr=t.lr, weight_decay=t.weight_decay, momentum=t.momentum,
+                         lr_mult=t.lr_mult)
+    batches = -(-n_train // t.batch_size)
+    make_scheduler(t.schedule, opt, epochs=t.epochs, steps_per_epoch=-(-batches // t.accumulate),
+                   warmup_epochs=t.warmup_epochs)
+    build_loss(t, y_train, num_classes)
+    if t.tensorboard and dist.is_main:
+        try:
+            import torch.utils.tensorboard  # noqa: F401
+        except ImportError:
+            raise ConfigError("train.tensorboard needs the tensorboard package; pip install tensorboard, or drop "
+                              "--tensorboard") from None
