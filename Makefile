@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(VENV)/bin/biolens train --data builtin:splice --out runs/demo-splice --epochs 20 --overwrite
 	$(VENV)/bin/biolens evaluate runs/demo-splice
+	$(VENV)/bin/biolens report runs/demo-splice
+	$(VENV)/bin/biolens train --data builtin:pneumoniamnist --out runs/demo-pneumonia --image-size 32 --epochs 15 --schedule cosine --class-weights inverse --set 'model.params.widths=[16,32,64,128]' --set 'model.params.blocks=[1,1,1,1]' --set train.early_stopping_patience=null --overwrite
+	$(VENV)/bin/biolens evaluate runs/demo-pneumonia --target-sensitivity 0.95
+	$(VENV)/bin/biolens report runs/demo-pneumonia
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -23,6 +27,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_encoding.py
 	$(PY) benchmarks/bench_models.py
+	$(PY) benchmarks/bench_trainer.py
+	$(PY) benchmarks/bench_images.py
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info

@@ -14,6 +14,7 @@ __all__ = [
     "DataError",
     "ModelError",
     "train",
+    "lr_find",
     "load",
     "evaluate",
     "predict",
@@ -22,10 +23,18 @@ __all__ = [
 
 def __getattr__(name: str):
     # The public API imports torch; keep `import biolens` light for the CLI's --help and for data-only use.
-    if name in {"train", "evaluate"}:
-        from biolens.training import api
+    if name == "train":
+        from biolens.training.api import train
 
-        return getattr(api, name)
+        return train
+    if name == "lr_find":
+        from biolens.training.lr_finder import lr_find
+
+        return lr_find
+    if name == "evaluate":
+        from biolens.evaluation.runner import evaluate_run
+
+        return evaluate_run
     if name in {"load", "predict"}:
         from biolens.deploy import predictor
 

@@ -33,8 +33,27 @@ class AugmentConfig(_Strict):
     substitution_rate: float = Field(0.0, ge=0, le=0.5, description="per-base probability of a random substitution")
 
 
+class ImageConfig(_Strict):
+    """Image tasks: decoding, the decode-once cache, augmentation and normalization (guide 3.2 / 7.1)."""
+
+    image_size: int | None = Field(None, ge=8, description="model input size; default: 28 for bundled sets, 224 otherwise")
+    crop_ratio: float = Field(1.0, gt=0, le=1, description="eval: resize to image_size/crop_ratio, then center crop")
+    channels: Literal["auto", 1, 3] = Field("auto", description="auto: 3 for transfer backbones, else the data's own")
+    augment: Literal["medical", "natural", "none"] = "medical"
+    normalize: Literal["auto", "imagenet", "data", "none"] = Field("auto", description="auto: imagenet for transfer backbones, else train statistics")
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    skip_bad: bool = Field(False, description="skip unreadable images (listed in filtered.tsv) instead of failing")
+    cache: bool = Field(True, description="decode once into a memory-mapped cache reused by later runs")
+    cache_dir: str | None = Field(None, description="default: $BIOLENS_CACHE or ~/.cache/biolens/images")
+    path_col: str = Field("path", description="image path column of a CSV manifest")
+    window_center: float | None = Field(None, description="DICOM window; default: the file's own, else min-max")
+    window_width: float | None = Field(None, gt=0)
+
+
 class DataConfig(_Strict):
     path: str | list[str] = Field(..., description="builtin:NAME, a FASTA/CSV/TSV file (.gz ok), or LABEL=FASTA per class")
+    task: Literal["auto", "sequence", "image"] = Field("auto", description="auto: image for image folders, manifests and bundled image sets")
     val: str | None = None
     test: str | None = None
     labels: str | None = Field(None, description="CSV mapping FASTA ids to labels (columns id_col, label_col)")
@@ -51,6 +70,7 @@ class DataConfig(_Strict):
     gc_input: bool | None = Field(None, description="feed GC content to the model; default: when the model declares it")
     quality: QualityConfig = QualityConfig()
     augment: AugmentConfig = AugmentConfig()
+    image: ImageConfig = ImageConfig()
 
     @field_validator("path")
     @classmethod
@@ -63,6 +83,12 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     name: str = "dilated_resnet"
     params: dict[str, Any] = Field(default_factory=dict)
+    # Fine-tuning (image models): where the starting weights come from and what trains when (guide 4.5).
+    pretrained: Literal["imagenet"] | None = Field(None, description="torchvision ImageNet weights (needs a download once)")
+    weights: str | None = Field(None, description="starting weights: a state dict (.safetensors/.pt) or a biolens run folder")
+    freeze_until: str | None = Field(None, description="freeze every backbone stage before this one, e.g. layer3; 'all' = head only")
+    head_epochs: int = Field(0, ge=0, description="train only the head for this many epochs, then unfreeze")
+    backbone_lr_scale: float | None = Field(None, gt=0, description="backbone LR = train.lr × this; default 0.1 with starting weights, else 1")
 
 
 class TrainConfig(_Strict):
@@ -75,10 +101,31 @@ class TrainConfig(_Strict):
     early_stopping_patience: int | None = Field(5, ge=1)
     plateau_patience: int = Field(2, ge=0)
     plateau_factor: float = Field(0.5, gt=0, lt=1)
-    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    monitor: str = Field("val_loss", pattern=r"^(train|val)_\w+$", description="logged value for plateau, early stopping, best checkpoint")
+    monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="auto: min for *loss, else max")
     seed: int = 0
     device: str = "auto"
     deterministic: bool = False
+    # Training toolkit (guide 5, 6): optimizer, schedule, loss, imbalance, precision, logging, checkpoints.
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD (Nesterov) momentum")
+    lr_mult: dict[str, float] = Field(default_factory=dict, description="LR multiplier per parameter-name prefix, e.g. {head: 10}")
+    schedule: Literal["plateau", "step", "cosine", "warmup_cosine", "onecycle", "none"] = "plateau"
+    step_size: int = Field(10, ge=1, description="step schedule: epochs between LR drops")
+    step_gamma: float = Field(0.1, gt=0, lt=1, description="step schedule: LR factor per drop")
+    warmup_epochs: float = Field(1.0, ge=0, description="warmup_cosine: linear warm-up length")
+    min_lr: float = Field(0.0, ge=0, description="cosine schedules: final LR")
+    loss: Literal["ce", "focal", "bce"] = "ce"
+    focal_gamma: float = Field(2.0, ge=0)
+    focal_alpha: float | list[float] | None = Field(None, description="focal: scalar or one per class; default: class_weights")
+    class_weights: Literal["none", "inverse", "effective"] = Field("none", description="loss weights from train class counts")
+    effective_beta: float = Field(0.999, gt=0, lt=1, description="effective-number class weights: beta")
+    sampler: Literal["shuffle", "weighted"] = Field("shuffle", description="weighted: draw classes equally often (with replacement)")
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step (effective batch = batch_size × this)")
+    compile: bool = Field(False, description="torch.compile the model")
+    checkpoint_every: int | None = Field(None, ge=1, description="also keep checkpoints/epoch_NNN.pt every N epochs")
+    tensorboard: bool = Field(False, description="write TensorBoard events to RUN/tensorboard (needs the tensorboard package)")
 
 
 class RunConfig(_Strict):

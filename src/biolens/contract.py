@@ -28,6 +28,8 @@ class InputContract:
     channels: int | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
+    resize_to: int | None = None  # eval: resize to this square size, then center crop image_size
+    image_preprocessing: dict[str, Any] = field(default_factory=dict)  # augment preset, normalization, DICOM window
     preprocessing_version: int = PREPROCESSING_VERSION
 
     @property

@@ -59,7 +59,7 @@ def test_train_evaluate_predict_end_to_end(tmp_path):
     assert contract["alphabet"] == "dna" and contract["class_names"] == ["background", "promoter"]
     assert contract["positive_class"] == "promoter" and contract["max_len"] == 40
 
-    r = invoke("evaluate", out, "--quiet")
+    r = invoke("evaluate", out, "--resamples", 100, "--quiet")
     assert r.exit_code == 0, r.output
     assert "sensitivity" in r.output and "specificity" in r.output
 
@@ -74,9 +74,9 @@ def test_train_evaluate_predict_end_to_end(tmp_path):
     assert correct >= 14
 
     labelled = write_fasta(tmp_path / "labelled.fa", new_seqs, new_labels)
-    r = invoke("evaluate", out, "--data", labelled, "--out", tmp_path / "m.json", "--quiet")
+    r = invoke("evaluate", out, "--data", labelled, "--out", tmp_path / "ev", "--resamples", 100, "--quiet")
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "m.json").read_text())["n"] == 20
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["n"] == 20
 
 
 def test_train_from_yaml_config_with_flag_override(tmp_path):

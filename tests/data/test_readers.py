@@ -93,3 +93,17 @@ def test_fasta_header_without_label(tmp_path):
     p.write_text(">a\nACGT\n>b\nGGCC\n")
     with pytest.raises(DataError, match=r"x\.fa:1: header '>a' has no label; add ' label=CLASS'"):
         read_source(str(p))
+
+
+def test_iter_chunks_streams_tables_and_fasta_with_correct_lines(tmp_path):
+    from biolens.data.readers import iter_chunks
+
+    seqs = [f"ACGT{'A' * i}" for i in range(10)]
+    table = write_csv(tmp_path / "d.csv.gz", seqs, None)
+    chunks = list(iter_chunks(table, 4))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    assert chunks[1].locate(0) == f"{table}:6" and chunks[2].seqs == seqs[8:]
+    fa = write_fasta(tmp_path / "d.fa", seqs, ["x"] * 10)
+    chunks = list(iter_chunks(fa, 3))
+    assert [len(c) for c in chunks] == [3, 3, 3, 1]
+    assert chunks[1].locate(1) == f"{fa}:9" and chunks[3].labels == ["x"]

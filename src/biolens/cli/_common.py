@@ -18,11 +18,32 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def setup_logging(quiet: bool = False) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, plus structured fields (e.g. epoch metrics)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        out = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+               "message": record.getMessage()}
+        out.update(getattr(record, "biolens", {}))
+        return json.dumps(out, default=str)
+
+
+def setup_logging(quiet: bool = False, log_format: str = "text") -> None:
     level = logging.WARNING if quiet else logging.INFO
     logger = logging.getLogger("biolens")
-    logger.handlers = [h for h in logger.handlers if not isinstance(h, RichHandler)]
-    handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, RichHandler) and not getattr(h, "_biolens", False)]
+    if log_format not in ("text", "json"):
+        from biolens.errors import ConfigError
+
+        raise ConfigError(f"--log-format {log_format!r}: expected text or json")
+    if log_format == "json":
+        handler: logging.Handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        handler._biolens = True  # type: ignore[attr-defined]
+    else:
+        handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)  # the run folder's log.txt gets INFO even when the terminal is quiet
     handler.setLevel(level)

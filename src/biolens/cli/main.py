@@ -6,7 +6,9 @@ import typer
 
 from biolens.cli.catalog import datasets, models
 from biolens.cli.evaluate import evaluate
+from biolens.cli.lr_find import lr_find
 from biolens.cli.predict import predict
+from biolens.cli.report import compare, report
 from biolens.cli.train import train
 
 app = typer.Typer(
@@ -17,8 +19,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(train)
+app.command("lr-find")(lr_find)
 app.command()(evaluate)
 app.command()(predict)
+app.command()(report)
+app.command()(compare)
 app.command()(datasets)
 app.command()(models)
 

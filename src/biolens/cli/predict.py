@@ -12,7 +12,7 @@ from biolens.cli._common import console, handle_errors, setup_logging
 @handle_errors
 def predict(
     run: Path = typer.Argument(..., help="run folder from `biolens train`"),
-    inputs: list[str] = typer.Argument(..., help="FASTA, CSV or TSV files (.gz ok)"),
+    inputs: list[str] = typer.Argument(..., help="FASTA, CSV or TSV files (.gz ok); image runs: image files, folders or quoted globs"),
     out: Path = typer.Option(..., "--out", "-o", help="CSV to write: id, [label], p_<class>…, prediction"),
     batch_size: int = typer.Option(256, help="batch size"),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps"),

@@ -17,9 +17,14 @@ def print_metrics(m: dict[str, Any], title: str = "metrics") -> None:
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
+    ci = m.get("ci", {})
+    if ci:
+        table.add_column(f"{int(m.get('ci_level', 0.95) * 100)}% CI", justify="right")
     for key in HEADLINE:
         if key in m:
-            table.add_row(key, fmt(m[key]))
+            lo_hi = ci.get(key) or [None, None]
+            extra = [f"{fmt(lo_hi[0])} – {fmt(lo_hi[1])}" if lo_hi[0] is not None else ""] if ci else []
+            table.add_row(key, fmt(m[key]) if m[key] is not None else "undefined", *extra)
     if "tp" in m:
         table.add_row("TP / FP / TN / FN", f"{m['tp']} / {m['fp']} / {m['tn']} / {m['fn']}")
     console.print(table)
@@ -37,3 +42,5 @@ def print_metrics(m: dict[str, Any], title: str = "metrics") -> None:
     for name, row in zip(cm["labels"], cm["matrix"]):
         grid.add_row(name, *map(str, row))
     console.print(grid)
+    for line in m.get("clinical", []):
+        console.print(f"  {line}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,23 +37,65 @@ def train(
     set_: list[str] = typer.Option(None, "--set", help="any config field, e.g. --set train.weight_decay=0.05 (repeat)"),
     overwrite: bool = typer.Option(False, help="replace an existing run folder"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or info logs"),
+    resume: Path = typer.Option(None, help="continue RUN exactly from its checkpoints/last.pt (add --epochs to extend)"),
+    optimizer: str = typer.Option(None, help="adamw (default) or sgd (Nesterov momentum)"),
+    schedule: str = typer.Option(None, help="plateau (default), step, cosine, warmup_cosine, onecycle or none"),
+    loss: str = typer.Option(None, help="ce (default), focal or bce (binary)"),
+    class_weights: str = typer.Option(None, help="loss weights from train counts: none, inverse or effective"),
+    sampler: str = typer.Option(None, help="shuffle (default) or weighted (classes drawn equally often)"),
+    monitor: str = typer.Option(None, help="metric for plateau/early stopping/best checkpoint, e.g. val_loss, val_acc"),
+    precision: str = typer.Option(None, help="fp32 (default), bf16 or fp16 (with GradScaler)"),
+    accumulate: int = typer.Option(None, help="gradient accumulation: micro-batches per optimizer step"),
+    compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model"),
+    deterministic: bool = typer.Option(None, "--deterministic/--no-deterministic", help="deterministic algorithms (exact repeats)"),
+    tensorboard: bool = typer.Option(None, "--tensorboard/--no-tensorboard", help="TensorBoard events in RUN/tensorboard"),
+    devices: int = typer.Option(None, help="launch N processes with torchrun (DDP); batch size is the global batch"),
+    log_format: str = typer.Option("text", help="text or json (one JSON object per log line, for machines)"),
+    image_size: int = typer.Option(None, help="images: model input size (default 28 for bundled sets, else 224)"),
+    skip_bad: bool = typer.Option(None, "--skip-bad/--no-skip-bad", help="images: skip unreadable files (listed in filtered.tsv) instead of failing"),
+    pretrained: str = typer.Option(None, help="images: start from torchvision weights: imagenet"),
+    weights: str = typer.Option(None, help="images: start from a local state dict (.safetensors/.pt) or a biolens run folder"),
+    freeze_until: str = typer.Option(None, help="images: freeze backbone stages before this one (e.g. layer3; all = head only)"),
 ) -> None:
     """Train a classifier and write a run folder (weights, contract, history, metrics)."""
     from biolens.config import _merge, load_config, parse_set
     from biolens.training.api import train as train_api
 
-    setup_logging(quiet)
+    if devices is not None:
+        import subprocess
+        import sys
+
+        from biolens.training.distributed import launch_command
+
+        raise typer.Exit(subprocess.call(launch_command(devices, sys.argv[1:])))
+    setup_logging(quiet, log_format)
+    rank = int(os.environ.get("RANK", "0"))
+    quiet = quiet or rank != 0
+    if rank != 0:
+        logging.getLogger("biolens").setLevel(logging.WARNING)
     flags: dict[str, Any] = {
         "data": {"path": data or None, "val": val, "test": test, "labels": labels, "alphabet": alphabet,
                  "max_len": max_len, "seq_col": seq_col, "label_col": label_col, "id_col": id_col,
-                 "positive_class": positive_class, "dedup": dedup},
-        "model": {"name": model},
-        "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device},
+                 "positive_class": positive_class, "dedup": dedup,
+                 "image": {"image_size": image_size, "skip_bad": skip_bad}},
+        "model": {"name": model, "pretrained": pretrained, "weights": weights, "freeze_until": freeze_until},
+        "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device,
+                  "optimizer": optimizer, "schedule": schedule, "loss": loss, "class_weights": class_weights,
+                  "sampler": sampler, "monitor": monitor, "precision": precision, "accumulate": accumulate,
+                  "compile": compile_, "deterministic": deterministic, "tensorboard": tensorboard},
         "out": out,
     }
     overrides = _merge(_drop_none(flags), parse_set(set_ or []))
+    if resume is not None and config is None:
+        config = resume / "config.yaml"
+        if not config.is_file():
+            from biolens.errors import ConfigError
+
+            raise ConfigError(f"--resume {resume}: not a run folder (no config.yaml); give the --out folder of a run")
     cfg = load_config(config, overrides)
-    result = train_api(cfg, progress=not quiet, overwrite=overwrite)
+    result = train_api(cfg, progress=not quiet, overwrite=overwrite, resume=resume)
+    if rank != 0:
+        return
     print_metrics(result.metrics["test"], title=f"test split, best epoch {result.metrics['best_epoch']}")
     console.print(f"run folder: {result.run_dir}")
 

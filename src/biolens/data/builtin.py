@@ -21,10 +21,13 @@ class BuiltinDataset:
     length: str
     stranded: bool  # sequences are aligned to one strand: reverse-complement augmentation would mislabel them
     license: str
+    task: str = "sequence"  # "image": an .npz with {train,val,test}_{images,labels}, labels index ``classes``
+    positive: str | None = None  # positive class of a binary image set
 
     @property
     def path(self) -> Path:
-        return Path(str(resources.files("biolens.data") / "builtin" / f"{self.name}.csv.gz"))
+        suffix = ".npz" if self.task == "image" else ".csv.gz"
+        return Path(str(resources.files("biolens.data") / "builtin" / f"{self.name}{suffix}"))
 
 
 BUILTINS: dict[str, BuiltinDataset] = {
@@ -36,6 +39,11 @@ BUILTINS: dict[str, BuiltinDataset] = {
                        "dna", ("non-promoter", "promoter"), 106, "57", True, "CC BY 4.0"),
         BuiltinDataset("regulondb_promoters", "E. coli RegulonDB promoter vs non-promoter benchmark (−60..+20 around TSS)",
                        "dna", ("non-promoter", "promoter"), 5720, "81", True, "MIT (RegulonDB)"),
+        BuiltinDataset("pneumoniamnist", "PneumoniaMNIST (MedMNIST v2): chest X-rays, normal vs pneumonia, official splits",
+                       "image (gray)", ("normal", "pneumonia"), 5856, "28x28", False, "CC BY 4.0", "image", "pneumonia"),
+        BuiltinDataset("breastmnist", "BreastMNIST (MedMNIST v2): breast ultrasound, malignant vs normal/benign, official splits",
+                       "image (gray)", ("malignant", "normal_or_benign"), 780, "28x28", False, "CC BY 4.0", "image",
+                       "malignant"),
     )
 }
 

@@ -10,6 +10,7 @@ import torch
 
 from biolens.data.alphabets import Alphabet
 from biolens.data.augment import gc_content, random_reverse_complement, substitute
+from biolens.data.sampling import epoch_order, shard
 
 
 @dataclass
@@ -54,6 +55,8 @@ class SequenceBatches:
         self.rc = reverse_complement
         self.sub_rate = substitution_rate
         self.with_gc = with_gc
+        self.sample_weights: torch.Tensor | None = None  # per-sample draw weights (weighted random sampling)
+        self.rank, self.num_replicas = 0, 1  # distributed: each process takes its share of every global batch
         self.x = torch.from_numpy(np.ascontiguousarray(data.x)).to(self.device)
         self.lengths_cpu = torch.from_numpy(data.lengths.astype(np.int64))
         self.lengths = self.lengths_cpu.to(self.device)
@@ -63,7 +66,8 @@ class SequenceBatches:
         )
 
     def __len__(self) -> int:
-        return (len(self.data) + self.batch_size - 1) // self.batch_size
+        n = len(self.data) + (-len(self.data)) % self.num_replicas
+        return (n + self.batch_size - 1) // self.batch_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -75,12 +79,14 @@ class SequenceBatches:
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         n = len(self.data)
-        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
+        order = epoch_order(n, shuffle=self.shuffle, generator=gen, weights=self.sample_weights,
+                            num_replicas=self.num_replicas)
         dev_gen = None
         if self.augmenting:
-            dev_gen = torch.Generator(device=self.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
-        for start in range(0, n, self.batch_size):
-            cpu_idx = order[start : start + self.batch_size]
+            dev_gen = torch.Generator(device=self.device).manual_seed(
+                int(torch.randint(0, 2**62, (1,), generator=gen)) + self.rank)
+        for start in range(0, len(order), self.batch_size):
+            cpu_idx = shard(order[start : start + self.batch_size], self.rank, self.num_replicas)
             width = int(self.lengths_cpu[cpu_idx].max())  # on the host: no device sync per batch
             idx = cpu_idx.to(self.device, non_blocking=True)
             lengths = self.lengths[idx]

@@ -70,9 +70,6 @@ class Records:
     def locations(self) -> list[str]:
         return self.sources or [self.locate(i) for i in range(len(self))]
 
-    def subset(self, idx) -> Records:
-        pick = lambda xs: None if xs is None else [xs[i] for i in idx]  # noqa: E731
-        return Records(pick(self.ids), pick(self.seqs), pick(self.labels), pick(self.splits), [self.locate(i) for i in idx])
 
 
 def _open_text(path: Path):
@@ -170,15 +167,49 @@ def read_fasta(path: str | Path, *, label: str | None = None, labels_from_header
     return recs
 
 
-def _read_frame(p: Path) -> pd.DataFrame:
+def _table_sep(p: Path) -> str | None:
     suffix = Path(p.stem).suffix.lower() if p.suffix == ".gz" else p.suffix.lower()
-    sep = TABLE_SUFFIXES.get(suffix)
+    return TABLE_SUFFIXES.get(suffix)
+
+
+def _read_frame(p: Path, chunksize: int | None = None):
+    """A DataFrame of strings (or an iterator of them with ``chunksize``); parse errors become DataError."""
+    sep = _table_sep(p)
     try:
-        return pd.read_csv(p, sep=sep, engine="python" if sep is None else "c", dtype=str, keep_default_na=False, compression="infer")
+        return pd.read_csv(p, sep=sep, engine="python" if sep is None else "c", dtype=str, keep_default_na=False,
+                           compression="infer", chunksize=chunksize)
     except pd.errors.EmptyDataError:
         raise DataError(f"{p} has no rows; give a table with a header line and sequences") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"{p}: cannot parse as CSV/TSV ({str(e).splitlines()[0]}); check the delimiter and quoting") from None
+
+
+def _frame_records(df: pd.DataFrame, p: Path, first_row: int, *, seq_col: str, label_col: str | None, id_col: str,
+                   split_col: str, require_labels: bool) -> Records:
+    """Records from a frame whose first row is data row ``first_row`` (0-based) of file ``p``."""
+    df.columns = [str(c).strip() for c in df.columns]
+    cols = ", ".join(df.columns)
+    if seq_col not in df.columns:
+        raise DataError(f"{p}: no column {seq_col!r} (columns: {cols}); pass --seq-col NAME")
+    if require_labels and label_col not in df.columns:
+        raise DataError(f"{p}: no column {label_col!r} (columns: {cols}); pass --label-col NAME")
+    lines = range(first_row + 2, first_row + 2 + len(df))  # line 1 is the header
+    sources = [f"{p}:{n}" for n in lines]
+    seqs = [s.strip() for s in df[seq_col]]
+    ids = list(df[id_col]) if id_col in df.columns else [f"{p.name}:{n}" for n in lines]
+    labels = None
+    if label_col in df.columns:
+        labels = [str(x).strip() for x in df[label_col]]
+        empty = next((i for i, x in enumerate(labels) if not x), None)
+        if empty is not None:
+            raise DataError(f"{sources[empty]}: empty value in column {label_col!r}; give every row a label")
+    splits = None
+    if split_col in df.columns:
+        splits = [str(x).strip().lower() for x in df[split_col]]
+        bad = next((i for i, s in enumerate(splits) if s not in SPLIT_NAMES), None)
+        if bad is not None:
+            raise DataError(f"{sources[bad]}: {split_col}={splits[bad]!r}; expected one of {', '.join(SPLIT_NAMES)}")
+    return Records(ids, seqs, labels, splits, sources)
 
 
 def read_table(
@@ -193,30 +224,12 @@ def read_table(
     """Read a CSV/TSV (optionally gzipped) with named sequence and label columns."""
     p = check_file(path)
     df = _read_frame(p)
-    df.columns = [str(c).strip() for c in df.columns]
-    cols = ", ".join(df.columns)
-    if seq_col not in df.columns:
-        raise DataError(f"{p}: no column {seq_col!r} (columns: {cols}); pass --seq-col NAME")
-    if require_labels and label_col not in df.columns:
-        raise DataError(f"{p}: no column {label_col!r} (columns: {cols}); pass --label-col NAME")
     if df.empty:
+        _frame_records(df, p, 0, seq_col=seq_col, label_col=label_col, id_col=id_col, split_col=split_col,
+                       require_labels=require_labels)  # missing columns first: a more useful message
         raise DataError(f"{p} has a header but no rows; add sequences")
-    sources = [f"{p}:{i + 2}" for i in range(len(df))]
-    seqs = [s.strip() for s in df[seq_col]]
-    ids = list(df[id_col]) if id_col in df.columns else [f"{p.name}:{i + 2}" for i in range(len(df))]
-    labels = None
-    if label_col in df.columns:
-        labels = [str(x).strip() for x in df[label_col]]
-        empty = next((i for i, x in enumerate(labels) if not x), None)
-        if empty is not None:
-            raise DataError(f"{sources[empty]}: empty value in column {label_col!r}; give every row a label")
-    splits = None
-    if split_col in df.columns:
-        splits = [str(x).strip().lower() for x in df[split_col]]
-        bad = next((i for i, s in enumerate(splits) if s not in SPLIT_NAMES), None)
-        if bad is not None:
-            raise DataError(f"{sources[bad]}: {split_col}={splits[bad]!r}; expected one of {', '.join(SPLIT_NAMES)}")
-    return Records(ids, seqs, labels, splits, sources)
+    return _frame_records(df, p, 0, seq_col=seq_col, label_col=label_col, id_col=id_col, split_col=split_col,
+                          require_labels=require_labels)
 
 
 def _attach_labels(recs: Records, labels_csv: str | Path, id_col: str, label_col: str) -> Records:
@@ -276,7 +289,10 @@ def read_source(
 
 
 def iter_chunks(path: str | Path, chunk_size: int = 8192, **kwargs) -> Iterator[Records]:
-    """Stream a FASTA or table in chunks of ``chunk_size`` records (constant memory), labels optional."""
+    """Stream a FASTA or table in chunks of ``chunk_size`` records (constant memory), labels optional.
+
+    ``kwargs`` are the table column names (seq_col, label_col, id_col, split_col).
+    """
     p = check_file(path)
     if file_format(p) == "fasta":
         ids, seqs, labels, n = [], [], [], 0
@@ -291,4 +307,14 @@ def iter_chunks(path: str | Path, chunk_size: int = 8192, **kwargs) -> Iterator[
         if seqs:
             yield Records(ids, seqs, labels if all(labels) else None, _fasta_paths=[(p, -n)])
         return
-    yield read_table(p, require_labels=False, **kwargs)  # tables are read whole (pandas); see deploy for streaming
+    reader, first = _read_frame(p, chunksize=chunk_size), 0
+    while True:
+        try:
+            df = next(reader)
+        except StopIteration:
+            return
+        except (pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise DataError(f"{p}: cannot parse as CSV/TSV ({str(e).splitlines()[0]}); check the delimiter and quoting") from None
+        cols = {"seq_col": "sequence", "label_col": "label", "id_col": "id", "split_col": "split", **kwargs}
+        yield _frame_records(df, p, first, require_labels=False, **cols)
+        first += len(df)

@@ -129,6 +129,14 @@ def environment() -> dict[str, Any]:
     }
 
 
+def refresh_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """Rewrite ``manifest.json`` after files in the run changed, keeping its extra fields (e.g. the fingerprint)."""
+    run_dir = Path(run_dir)
+    old = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").is_file() else {}
+    base = set(environment()) | {"created", "files"}
+    return write_manifest(run_dir, **{k: v for k, v in old.items() if k not in base})
+
+
 def write_manifest(run_dir: str | Path, **extra: Any) -> dict[str, Any]:
     """``manifest.json``: versions, hardware, creation time, extra fields and SHA-256 of every other file."""
     run_dir = Path(run_dir)

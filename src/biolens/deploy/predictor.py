@@ -19,6 +19,7 @@ from biolens.data.alphabets import get_alphabet
 from biolens.data.dataset import SequenceBatches, SequenceData
 from biolens.data.prepare import encode_for_model, labels_to_index
 from biolens.data.readers import Records, iter_chunks, read_source
+from biolens.deploy import images as image_io
 from biolens.deploy.bundle import check_run_dir, load_weights, read_yaml
 from biolens.errors import BiolensError, BundleError, DataError
 from biolens.evaluation.metrics import decide
@@ -39,7 +40,7 @@ class Predictor:
         self.config = config
         self.run_dir = run_dir
         self.device = device
-        self.alphabet = get_alphabet(contract.alphabet)
+        self.alphabet = get_alphabet(contract.alphabet) if contract.task == "sequence" else None
 
     @classmethod
     def load(cls, run: str | Path, device: str = "auto") -> Predictor:
@@ -57,22 +58,34 @@ class Predictor:
 
     def read(self, source: str | Sequence[str], require_labels: bool = False
              ) -> tuple[Records, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Read a file (FASTA/CSV/TSV, gz ok) and encode it with this model's alphabet and max length."""
+        """Read a file (FASTA/CSV/TSV, gz ok) and encode it with this model's alphabet and max length.
+
+        Image runs: a class-folder tree or manifest → (inputs, decoded images ``(N, C, S, S)`` uint8, None, y)."""
         d = self.config.data
+        if self.contract.task == "image":
+            inputs, images, y = image_io.read_labelled(source, self.contract, d.image.path_col, d.label_col, d.split_col)
+            return inputs, images, None, y
         recs = read_source(source, seq_col=d.seq_col, label_col=d.label_col, id_col=d.id_col,
                            split_col=d.split_col, require_labels=require_labels)
         x, lengths = encode_for_model(recs, self.contract.alphabet, self.contract.max_len)
         y = labels_to_index(recs, self.contract.class_names) if recs.labels is not None else None
         return recs, x, lengths, y
 
-    def predict_proba(self, x: np.ndarray, lengths: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``(N, C)`` for encoded rows ``(N, L)`` (temperature applied)."""
-        data = SequenceData(np.arange(len(x)), x, lengths, None, self.alphabet)
-        batches = SequenceBatches(data, batch_size, device=self.device, with_gc="gc" in self.contract.aux_inputs)
+    def logits(self, x: np.ndarray, lengths: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Raw logits ``(N, C)`` for encoded rows ``(N, L)`` (or decoded images ``(N, C, S, S)``), in input order."""
+        if self.contract.task == "image":
+            batches = image_io.batches(x, self.contract, batch_size, self.device)
+        else:
+            data = SequenceData(np.arange(len(x)), x, lengths, None, self.alphabet)
+            batches = SequenceBatches(data, batch_size, device=self.device, with_gc="gc" in self.contract.aux_inputs)
         logits, index = predict_logits(self.model, batches)
-        probs = np.empty_like(logits)
-        probs[index] = softmax(logits, self.contract.temperature)
-        return probs
+        ordered = np.empty_like(logits)
+        ordered[index] = logits
+        return ordered
+
+    def predict_proba(self, x: np.ndarray, lengths: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``(N, C)`` for encoded rows ``(N, L)`` (the contract's temperature applied)."""
+        return softmax(self.logits(x, lengths, batch_size), self.contract.temperature)
 
     def _frame(self, ids: Sequence[str], probs: np.ndarray, labels: Sequence[str] | None = None) -> pd.DataFrame:
         c = self.contract
@@ -91,8 +104,10 @@ class Predictor:
         """Predict for raw sequences (a list of strings) or a file path.
 
         Returns a DataFrame: id, [label], p_<class> per class, prediction, and for binary models ``decision``
-        (P(positive) ≥ the run's threshold).
+        (P(positive) ≥ the run's threshold). Image runs take image files, folders and glob patterns.
         """
+        if self.contract.task == "image":
+            return image_io.predict_frame(self, inputs, batch_size)
         if isinstance(inputs, (str, Path)) and Path(inputs).exists():
             recs, x, lengths, _ = self.read(str(inputs))
             return self._frame(recs.ids, self.predict_proba(x, lengths, batch_size), recs.labels)
@@ -105,7 +120,10 @@ class Predictor:
 
     def predict_files(self, paths: Sequence[str | Path], out: str | Path, batch_size: int = 256,
                       chunk_size: int = 8192) -> int:
-        """Stream FASTA/CSV files through the model into one CSV (written atomically). Returns rows written."""
+        """Stream FASTA/CSV files (image runs: image files, folders, globs) through the model into one CSV (written
+        atomically). Returns rows written."""
+        if self.contract.task == "image":
+            return image_io.predict_files(self, paths, out, batch_size)
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         d = self.config.data

@@ -71,6 +71,14 @@ class Task:
     def fingerprint(self) -> str:
         raise NotImplementedError
 
+    def preview(self, split: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Human-readable view of some examples, by id: ``{"sequence": str}`` or ``{"image": uint8 (H, W[, C])}``."""
+        return {}
+
+    def callbacks(self, model: nn.Module) -> list[Any]:
+        """Task-specific trainer callbacks (e.g. staged unfreezing of an image backbone)."""
+        return []
+
 
 class SequenceTask(Task):
     kind = "sequence"
@@ -81,6 +89,9 @@ class SequenceTask(Task):
 
     def build_model(self) -> nn.Module:
         cfg, data = self.cfg, self.data
+        if cfg.model.pretrained or cfg.model.weights or cfg.model.freeze_until or cfg.model.head_epochs:
+            raise ConfigError("--pretrained, --weights, --freeze-until and model.head_epochs are for image models; "
+                              "remove them for sequence data")
         spec = model_info(cfg.model.name)
         if spec.task != self.kind:
             raise ModelError(f"model {cfg.model.name!r} is an {spec.task} model; pick a sequence model (biolens models)")
@@ -126,6 +137,15 @@ class SequenceTask(Task):
     def dropped(self) -> list[dict[str, str]]:
         return self.data.filtered
 
+    def preview(self, split: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        from biolens.data.encoding import decode
+
+        part = self.data.splits[split]
+        where = {str(i): n for n, i in enumerate(part.ids)}
+        rows = [where[i] for i in ids if i in where]
+        seqs = decode(part.x[rows], part.alphabet, part.lengths[rows]) if rows else []
+        return {str(part.ids[n]): {"sequence": s} for n, s in zip(rows, seqs)}
+
     def fingerprint(self) -> str:
         s = self.data.splits
         return fingerprint_arrays(*(a for name in SPLITS for a in (s[name].x, s[name].y)))
@@ -135,5 +155,12 @@ TASKS: dict[str, type[Task]] = {SequenceTask.kind: SequenceTask}
 
 
 def make_task(cfg: RunConfig) -> Task:
-    """The task for a config (sequence for now; image tasks register themselves in ``TASKS``)."""
-    return TASKS["sequence"](cfg)
+    """The task for a config: ``data.task``, or automatically image for image folders, image manifests and bundled
+    image sets, else sequence."""
+    from biolens.data.images.sources import is_image_source
+    from biolens.training import image_task  # noqa: F401  registers "image" in TASKS
+
+    kind = cfg.data.task
+    if kind == "auto":
+        kind = "image" if is_image_source(cfg.data.path, cfg.data.image.path_col) else "sequence"
+    return TASKS[kind](cfg)

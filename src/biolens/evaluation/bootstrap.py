@@ -1,0 +1,94 @@
+"""Seeded bootstrap confidence intervals for headline metrics."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+# Metrics computed from a binary confusion matrix (tp, fp, tn, fn), vectorized over resamples.
+_CM_METRICS: dict[str, Callable[..., np.ndarray]] = {
+    "accuracy": lambda tp, fp, tn, fn: (tp + tn) / (tp + fp + tn + fn),
+    "sensitivity": lambda tp, fp, tn, fn: tp / (tp + fn),
+    "specificity": lambda tp, fp, tn, fn: tn / (tn + fp),
+    "precision": lambda tp, fp, tn, fn: tp / (tp + fp),
+    "npv": lambda tp, fp, tn, fn: tn / (tn + fn),
+    "f1": lambda tp, fp, tn, fn: 2 * tp / (2 * tp + fp + fn),
+    "balanced_accuracy": lambda tp, fp, tn, fn: (tp / (tp + fn) + tn / (tn + fp)) / 2,
+    "mcc": lambda tp, fp, tn, fn: (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)),
+}
+
+
+def _interval(samples: np.ndarray, alpha: float) -> list[float | None]:
+    samples = samples[np.isfinite(samples)]
+    if samples.size < 10:
+        return [None, None]
+    lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
+    return [round(float(lo), 6), round(float(hi), 6)]
+
+
+def binary_cis(y_pos: np.ndarray, p_pos: np.ndarray, threshold: float, *, n_resamples: int = 1000, seed: int = 0,
+               alpha: float = 0.05, with_auc: bool = True) -> dict[str, list[float | None]]:
+    """Percentile bootstrap ``[lo, hi]`` for binary metrics at ``threshold``, plus ROC AUC and PR AUC.
+
+    Confusion-matrix metrics use the exact bootstrap distribution of the four cell counts (a multinomial over the
+    cells), so they cost nothing even for millions of predictions. AUCs call scikit-learn with bootstrap counts as
+    sample weights on rows sorted once by score; above 20,000 rows they use fewer resamples (at least 200, about
+    6 s at 100,000 rows on one CPU core), reported as ``auc_resamples``.
+    """
+    y_pos = np.asarray(y_pos).astype(bool)
+    pred = np.asarray(p_pos) >= threshold
+    n = len(y_pos)
+    cells = np.array([(pred & y_pos).sum(), (pred & ~y_pos).sum(), (~pred & ~y_pos).sum(), (~pred & y_pos).sum()])
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, cells / n, size=n_resamples).T.astype(float)  # (4, R): tp, fp, tn, fn
+    out: dict[str, list[float | None]] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name, fn in _CM_METRICS.items():
+            out[name] = _interval(fn(*draws), alpha)
+    if not with_auc:
+        return out
+    if y_pos.all() or not y_pos.any():
+        out["roc_auc"] = out["pr_auc"] = [None, None]
+        return out
+    r_auc = min(n_resamples, max(200, 20_000_000 // max(n, 1)))
+    order = np.argsort(-np.asarray(p_pos), kind="stable")  # sorted once: sklearn's own sort is then cheap
+    ys, ps = y_pos[order], np.asarray(p_pos)[order]
+    uniform = np.full(n, 1.0 / n)
+    aucs, aps = np.full(r_auc, np.nan), np.full(r_auc, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        for r in range(r_auc):
+            w = rng.multinomial(n, uniform).astype(float)  # bootstrap counts = resampling rows
+            if not (w * ys).any() or not (w * ~ys).any():
+                continue
+            aucs[r] = roc_auc_score(ys, ps, sample_weight=w)
+            aps[r] = average_precision_score(ys, ps, sample_weight=w)
+    out["roc_auc"], out["pr_auc"] = _interval(aucs, alpha), _interval(aps, alpha)
+    out["auc_resamples"] = r_auc
+    return out
+
+
+def multiclass_cis(y_true: np.ndarray, y_pred: np.ndarray, *, n_resamples: int = 1000, seed: int = 0,
+                   alpha: float = 0.05) -> dict[str, list[float | None]]:
+    """Percentile bootstrap for accuracy, balanced accuracy, MCC and macro F1 (rows resampled, scikit-learn)."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    n = len(y_true)
+    rng = np.random.default_rng(seed)
+    stats = {k: np.full(n_resamples, np.nan) for k in ("accuracy", "balanced_accuracy", "mcc", "macro_f1")}
+    labels = np.unique(np.concatenate([y_true, y_pred]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for r in range(n_resamples):
+            idx = rng.integers(0, n, n)
+            yt, yp = y_true[idx], y_pred[idx]
+            stats["accuracy"][r] = (yt == yp).mean()
+            stats["balanced_accuracy"][r] = balanced_accuracy_score(yt, yp)
+            stats["mcc"][r] = matthews_corrcoef(yt, yp)
+            stats["macro_f1"][r] = f1_score(yt, yp, labels=labels, average="macro", zero_division=0)
+    return {k: _interval(v, alpha) for k, v in stats.items()}
