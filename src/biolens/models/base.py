@@ -100,7 +100,34 @@ def gc_content(x: Tensor) -> Tensor:
     return torch.where(total > 0, gc / total.clamp_min(1.0), torch.full_like(total, 0.5))
 
 
-class SequenceClassifier(nn.Module):
+class ClassifierHead:
+    """The classifier-head half of the shared model interface (sequence and image models alike).
+
+    Expects ``self.head`` (``nn.Linear`` or ``nn.Sequential`` ending in one), ``self.num_classes`` and
+    ``self._config``.
+    """
+
+    def get_classifier(self) -> nn.Linear:
+        """The final linear layer."""
+        last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
+        assert isinstance(last, nn.Linear), "head must be nn.Linear or nn.Sequential ending in nn.Linear"
+        return last
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final linear layer with a fresh one of ``num_classes`` outputs (same device and dtype)."""
+        if int(num_classes) < 1:
+            raise ModelError(f"num_classes must be at least 1; got {num_classes}")
+        old = self.get_classifier()
+        new = nn.Linear(old.in_features, int(num_classes), device=old.weight.device, dtype=old.weight.dtype)
+        if isinstance(self.head, nn.Sequential):
+            self.head[-1] = new
+        else:
+            self.head = new
+        self.num_classes = int(num_classes)
+        self._config["num_classes"] = self.num_classes
+
+
+class SequenceClassifier(ClassifierHead, nn.Module):
     """Base class: ``forward(x) = forward_head(forward_features(x))``.
 
     Subclasses call ``super().__init__(vocab_size, num_classes, **hyperparams)`` with every constructor argument, set
@@ -182,21 +209,3 @@ class SequenceClassifier(nn.Module):
         """``x`` → ``(logits (B, C), attention (B, L // attention_stride))``, for models with attention."""
         raise ModelError(f"model {type(self).__name__} has no attention output")
 
-    def get_classifier(self) -> nn.Linear:
-        """The final linear layer."""
-        last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
-        assert isinstance(last, nn.Linear), "head must be nn.Linear or nn.Sequential ending in nn.Linear"
-        return last
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the final linear layer with a fresh one of ``num_classes`` outputs (same device and dtype)."""
-        if int(num_classes) < 1:
-            raise ModelError(f"num_classes must be at least 1; got {num_classes}")
-        old = self.get_classifier()
-        new = nn.Linear(old.in_features, int(num_classes), device=old.weight.device, dtype=old.weight.dtype)
-        if isinstance(self.head, nn.Sequential):
-            self.head[-1] = new
-        else:
-            self.head = new
-        self.num_classes = int(num_classes)
-        self._config["num_classes"] = self.num_classes

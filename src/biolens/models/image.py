@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from biolens.errors import ModelError
-from biolens.models.base import _jsonable
+from biolens.models.base import ClassifierHead, _jsonable
 from biolens.models.registry import register_model
 
 
-class ImageClassifier(nn.Module):
+class ImageClassifier(ClassifierHead, nn.Module):
     """Base class: ``forward(x) = forward_head(forward_features(x))``; ``stages`` name the freezable parts in order.
 
     Subclasses call ``super().__init__(in_channels, num_classes, **hyperparams)``, set ``self.num_features`` and
@@ -61,24 +61,6 @@ class ImageClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Linear:
-        last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
-        assert isinstance(last, nn.Linear), "head must be nn.Linear or nn.Sequential ending in nn.Linear"
-        return last
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the final linear layer with a fresh one of ``num_classes`` outputs."""
-        if int(num_classes) < 1:
-            raise ModelError(f"num_classes must be at least 1; got {num_classes}")
-        old = self.get_classifier()
-        new = nn.Linear(old.in_features, int(num_classes), device=old.weight.device, dtype=old.weight.dtype)
-        if isinstance(self.head, nn.Sequential):
-            self.head[-1] = new
-        else:
-            self.head = new
-        self.num_classes = int(num_classes)
-        self._config["num_classes"] = self.num_classes
 
     # ---- fine-tuning -----------------------------------------------------------------------------------------------
     def stage_modules(self) -> list[tuple[str, nn.Module]]:
