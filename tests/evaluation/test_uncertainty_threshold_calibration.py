@@ -46,7 +46,11 @@ def test_bootstrap_is_seeded():
     y, p = rng.random(200) < 0.4, rng.random(200)
     assert binary_cis(y, p, 0.5, n_resamples=100, seed=3) == binary_cis(y, p, 0.5, n_resamples=100, seed=3)
     yt, yp = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
-    assert multiclass_cis(yt, yp, n_resamples=50, seed=1) == multiclass_cis(yt, yp, n_resamples=50, seed=1)
+    probs = rng.dirichlet(np.ones(3), 200)
+    a = multiclass_cis(yt, yp, probs=probs, n_resamples=50, seed=1)
+    assert a == multiclass_cis(yt, yp, probs=probs, n_resamples=50, seed=1)
+    assert set(a) == {"accuracy", "balanced_accuracy", "mcc", "macro_f1", "roc_auc_ovr"}
+    assert a["roc_auc_ovr"][0] < 0.5 < a["roc_auc_ovr"][1]  # random scores: the interval covers chance
 
 
 def test_threshold_reaches_target_sensitivity_on_validation():

@@ -72,9 +72,11 @@ def binary_cis(y_pos: np.ndarray, p_pos: np.ndarray, threshold: float, *, n_resa
     return out
 
 
-def multiclass_cis(y_true: np.ndarray, y_pred: np.ndarray, *, n_resamples: int = 1000, seed: int = 0,
-                   alpha: float = 0.05) -> dict[str, list[float | None]]:
-    """Percentile bootstrap for accuracy, balanced accuracy, MCC and macro F1 (rows resampled, scikit-learn)."""
+def multiclass_cis(y_true: np.ndarray, y_pred: np.ndarray, *, probs: np.ndarray | None = None, n_resamples: int = 1000,
+                   seed: int = 0, alpha: float = 0.05) -> dict[str, list[float | None]]:
+    """Percentile bootstrap for accuracy, balanced accuracy, MCC and macro F1, and one-vs-rest ROC AUC when
+    ``probs`` is given and every class is present (rows resampled, scikit-learn; AUC resamples capped as in
+    ``binary_cis``)."""
     from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -91,4 +93,17 @@ def multiclass_cis(y_true: np.ndarray, y_pred: np.ndarray, *, n_resamples: int =
             stats["balanced_accuracy"][r] = balanced_accuracy_score(yt, yp)
             stats["mcc"][r] = matthews_corrcoef(yt, yp)
             stats["macro_f1"][r] = f1_score(yt, yp, labels=labels, average="macro", zero_division=0)
-    return {k: _interval(v, alpha) for k, v in stats.items()}
+    out = {k: _interval(v, alpha) for k, v in stats.items()}
+    k = 0 if probs is None else probs.shape[1]
+    if probs is not None and len(np.unique(y_true)) == k:
+        r_auc = min(n_resamples, max(200, 20_000_000 // max(n, 1)))
+        aucs = np.full(r_auc, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for r in range(r_auc):
+                idx = rng.integers(0, n, n)
+                if len(np.unique(y_true[idx])) == k:
+                    aucs[r] = roc_auc_score(y_true[idx], probs[idx], multi_class="ovr", average="macro",
+                                            labels=list(range(k)))
+        out["roc_auc_ovr"] = _interval(aucs, alpha)
+    return out

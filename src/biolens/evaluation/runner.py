@@ -60,7 +60,8 @@ def _metrics_with_cis(y: np.ndarray, probs: np.ndarray, contract: Any, threshold
         m["ci"] = binary_cis(y == pos, probs[:, pos], threshold, n_resamples=opt.n_resamples, seed=opt.seed,
                              alpha=opt.alpha)
     else:
-        m["ci"] = multiclass_cis(y, decide(probs, None), n_resamples=opt.n_resamples, seed=opt.seed, alpha=opt.alpha)
+        m["ci"] = multiclass_cis(y, decide(probs, None), probs=probs, n_resamples=opt.n_resamples, seed=opt.seed,
+                                 alpha=opt.alpha)
     m["ci_level"] = 1 - opt.alpha
     m["clinical"] = clinical_lines(m)
     return m
