@@ -111,3 +111,12 @@ def test_weights_with_mismatched_shapes(tmp_path):
     line = error_line(invoke(*train_args(tmp_path, root, "--weights", tmp_path / "w.safetensors")))
     assert "weight shape(s) do not match" in line and "stem.0.weight" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_weighted_sampler_works_for_images(tmp_path):
+    import json
+
+    root = image_folder(tmp_path / "data", n=4)
+    r = invoke(*train_args(tmp_path, root, "--sampler", "weighted"))
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "run" / "train_summary.json").read_text())["sampler"] == "weighted"

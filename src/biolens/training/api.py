@@ -21,7 +21,7 @@ from biolens.errors import ConfigError
 from biolens.evaluation.metrics import classification_metrics, decide
 from biolens.models.inference import predict_logits, softmax
 from biolens.training import distributed
-from biolens.training.build import build_trainer, preflight, shard, write_summary
+from biolens.training.build import build_trainer, configure_batches, preflight, shard, write_summary
 from biolens.training.setup import make_run_dir, resolve_device, seed_everything
 from biolens.training.state import load_checkpoint
 from biolens.training.tasks import Task, make_task
@@ -102,6 +102,9 @@ def train(
     contract = task.contract()
     state = _resume_state(resume, cfg, device) if resume is not None else None
     preflight(cfg, model, task.size("train"), task.labels("train"), len(contract.class_names), dist)
+    if cfg.train.sampler == "weighted" or dist.world_size > 1:  # can this task's batches do it? ask before any folder
+        configure_batches(task.batches("train", train=True, device=torch.device("cpu")), cfg.train,
+                          task.labels("train"), dist)
     if dist.is_main and resume is None:
         run_dir = make_run_dir(cfg.out, overwrite=overwrite)
     run_dir = Path(cfg.out)
