@@ -74,8 +74,13 @@ def wrap(model: nn.Module, dist: Dist, device: torch.device) -> nn.Module:
 
 
 def shutdown() -> None:
+    """Leave the process group together: a barrier first, so no rank tears gloo down while another still talks
+    (one rank exiting early was seen to abort with "terminate called without an active exception")."""
     if td.is_available() and td.is_initialized():
-        td.destroy_process_group()
+        try:
+            td.barrier()
+        finally:
+            td.destroy_process_group()
 
 
 def launch_command(devices: int, argv: list[str]) -> list[str]:
