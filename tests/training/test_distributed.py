@@ -36,7 +36,9 @@ def _worker(rank: int, world: int, init_file: str, out: str) -> None:
         state, history, seen = _fit(Dist(rank, world, rank))
         torch.save({"state": state, "history": history, "seen": seen}, f"{out}.{rank}")
     finally:
-        td.destroy_process_group()
+        from biolens.training.distributed import shutdown
+
+        shutdown()  # barrier, then destroy: both ranks leave the group together
 
 
 @pytest.mark.slow

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+
 import typer
 
 from biolens.cli.catalog import datasets, models
@@ -29,4 +33,19 @@ app.command()(models)
 
 
 def run() -> None:
-    app()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        app()
+        return
+    # A worker launched by torchrun. Its outputs are written (atomically) and its process group is destroyed by the
+    # time the command returns; skip interpreter finalization, where torch's C++ teardown was seen to abort a rank now
+    # and then ("terminate called without an active exception") and fail an otherwise finished run.
+    code = 0
+    try:
+        app()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
