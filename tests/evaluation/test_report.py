@@ -99,3 +99,17 @@ def test_compare_prints_and_writes_csv(run_copy, trained_run, tmp_path):
 def test_operating_point_needs_binary(tmp_path):
     r = runner.invoke(app, ["evaluate", str(tmp_path / "missing"), "--optimize", "youden"])
     assert r.exit_code == 2 and "run folder not found" in r.output
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["report", "{missing}"], "run folder not found"),
+    (["compare", "{run}", "{missing}"], "run folder not found"),
+    (["evaluate", "{run}", "--target-sensitivity", "0.9", "--optimize", "youden"], "give one of --target-sensitivity"),
+    (["evaluate", "{run}", "--optimize", "best"], "unknown operating-point method 'best'"),
+    (["evaluate", "{run}", "--split", "holdout"], "unknown split 'holdout'"),
+])
+def test_report_compare_evaluate_bad_input(run_copy, tmp_path, args, expected):
+    argv = [a.format(run=run_copy, missing=tmp_path / "missing") for a in args]
+    r = runner.invoke(app, argv)
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert r.exit_code == 2 and len(errors) == 1 and expected in errors[0], r.output
