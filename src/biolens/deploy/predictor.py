@@ -78,10 +78,7 @@ class Predictor:
         else:
             data = SequenceData(np.arange(len(x)), x, lengths, None, self.alphabet)
             batches = SequenceBatches(data, batch_size, device=self.device, with_gc="gc" in self.contract.aux_inputs)
-        logits, index = predict_logits(self.model, batches)
-        ordered = np.empty_like(logits)
-        ordered[index] = logits
-        return ordered
+        return predict_logits(self.model, batches)
 
     def predict_proba(self, x: np.ndarray, lengths: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities ``(N, C)`` for encoded rows ``(N, L)`` (the contract's temperature applied)."""

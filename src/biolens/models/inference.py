@@ -20,8 +20,8 @@ def forward(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]]) -> tuple[np.ndarray, np.ndarray]:
-    """Eval-mode logits ``(N, C)`` float32 and the batch ``index`` of each row, in iteration order."""
+def predict_logits(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]]) -> np.ndarray:
+    """Eval-mode logits ``(N, C)`` float32 in data order: row ``i`` belongs to the item with batch ``index`` i."""
     was_training = model.training
     model.eval()
     logits, index = [], []
@@ -32,8 +32,11 @@ def predict_logits(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]])
     finally:
         model.train(was_training)
     if not logits:
-        return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
-    return torch.cat(logits).numpy(), torch.cat(index).numpy()
+        return np.zeros((0, 0), dtype=np.float32)
+    stacked, order = torch.cat(logits).numpy(), torch.cat(index).numpy()
+    ordered = np.empty_like(stacked)
+    ordered[order] = stacked
+    return ordered
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

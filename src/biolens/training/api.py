@@ -48,9 +48,7 @@ def _as_config(config: RunConfig | dict | str | Path) -> RunConfig:
 
 def score(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], contract: InputContract) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities ``(N, C)`` in data order (temperature applied) and decisions ``(N,)``."""
-    logits, index = predict_logits(model, batches)
-    probs = np.empty_like(logits)
-    probs[index] = softmax(logits, contract.temperature)
+    probs = softmax(predict_logits(model, batches), contract.temperature)
     return probs, decide(probs, contract.positive_index, contract.threshold)
 
 
