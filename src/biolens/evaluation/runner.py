@@ -36,19 +36,21 @@ class EvalOptions:
     plots: bool = True
 
 
-def _logits(predictor: Any, split: str | None, data: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids, y, logits) of the run's own split or of a labelled file."""
+def _logits(predictor: Any, split: str | None, data: Any, batch_size: int, prepared: dict[str, Any]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, y, logits) of the run's own split or of a labelled file. The run's data are read and prepared once
+    per evaluation and kept in ``prepared`` (val for calibration/thresholds, then the evaluated split)."""
     from biolens.models.inference import predict_logits
     from biolens.training.tasks import make_task
 
     if data is None:
-        task = make_task(predictor.config)
-        task.prepare()
-        logits, index = predict_logits(predictor.model, task.batches(split, train=False, device=predictor.device,
-                                                                      batch_size=batch_size))
-        ordered = np.empty_like(logits)
-        ordered[index] = logits
-        return task.ids(split), task.labels(split), ordered
+        if "task" not in prepared:
+            prepared["task"] = make_task(predictor.config)
+            prepared["task"].prepare()
+        task = prepared["task"]
+        logits = predict_logits(predictor.model, task.batches(split, train=False, device=predictor.device,
+                                                              batch_size=batch_size))
+        return task.ids(split), task.labels(split), logits
     recs, x, lengths, y = predictor.read(data, require_labels=True)
     return np.array(recs.ids, dtype=object), y, predictor.logits(x, lengths, batch_size)
 
@@ -93,9 +95,9 @@ def evaluate_run(run: str | Path, data: str | list[str] | None = None, *, split:
     if opt.operating_point and not binary:
         raise ConfigError("an operating point needs a binary task with a positive class; this run has "
                           f"{len(contract.class_names)} classes")
-    op = None
+    op, prepared = None, {}
     if opt.operating_point or opt.calibrate:
-        _, val_y, val_logits = _logits(predictor, "val", None, batch_size)
+        _, val_y, val_logits = _logits(predictor, "val", None, batch_size, prepared)
         if opt.calibrate:
             before = nll(val_y, softmax(val_logits))
             contract.temperature = fit_temperature(val_logits, val_y)
@@ -110,7 +112,7 @@ def evaluate_run(run: str | Path, data: str | list[str] | None = None, *, split:
                      op.threshold, op.sensitivity, op.specificity)
         contract.save(run_dir / "contract.json")
 
-    ids, y, logits = _logits(predictor, split if data is None else None, data, batch_size)
+    ids, y, logits = _logits(predictor, split if data is None else None, data, batch_size, prepared)
     probs = softmax(logits, contract.temperature)
     where = f"{split} split" if data is None else ", ".join([data] if isinstance(data, str) else data)
     result: dict[str, Any] = {"evaluated": where, "n": int(len(y)), "warnings": _degenerate_warnings(y, contract)}
