@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.biolens-installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-suite clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_models.py
 	$(PY) benchmarks/bench_trainer.py
 	$(PY) benchmarks/bench_images.py
+
+# guide recipe vs biolens vs Lightning (if installed) vs the resident limit; on a GPU: $(PY) benchmarks/suite.py --device cuda
+bench-suite: $(STAMP)
+	$(PY) benchmarks/suite.py --small --out runs/bench-suite.json
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info

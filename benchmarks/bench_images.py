@@ -22,7 +22,8 @@ import torch
 from PIL import Image
 
 
-def write_pngs(root: Path, n: int, side: int) -> list[Path]:
+def write_pngs(root: Path, n: int, side: int, rgb: bool = False) -> list[Path]:
+    """``n`` PneumoniaMNIST images upsampled to ``side`` px as PNG (``rgb``: tinted 3-channel files)."""
     from biolens.data.images.sources import read_builtin_images
 
     data = read_builtin_images("builtin:pneumoniamnist")
@@ -31,19 +32,27 @@ def write_pngs(root: Path, n: int, side: int) -> list[Path]:
         k = int(data.labels[i % len(data.labels)])
         p = root / "train" / data.class_names[k] / f"{i:05d}.png"
         p.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(data.images[i, 0]).resize((side, side), Image.Resampling.BICUBIC).save(p)
+        img = Image.fromarray(data.images[i % len(data.labels), 0]).resize((side, side), Image.Resampling.BICUBIC)
+        if rgb:
+            g = np.asarray(img, dtype=np.float32)
+            img = Image.fromarray(np.stack([g, g * 0.9, g * 0.8], axis=-1).astype(np.uint8), "RGB")
+        img.save(p)
         paths.append(p)
     return paths
 
 
-def guide_loader(paths: list[Path], batch_size: int, workers: int):  # noqa: ANN201
-    """The guide's ``MedicalImageDataset`` (without its dummy-image fallback) with its 7.1 train transforms."""
+def guide_loader(paths: list[Path], batch_size: int, workers: int | None = None, *, size: int = 224,
+                 resize: int = 256, labels: np.ndarray | None = None, **loader_kw):  # noqa: ANN201
+    """The guide's ``MedicalImageDataset`` (without its dummy-image fallback) with its 7.1 train transforms.
+
+    ``loader_kw`` (e.g. ``biolens.training.setup.loader_kwargs()``) replaces the plain ``workers`` setting.
+    """
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms
 
     tf = transforms.Compose([
-        transforms.Resize((256, 256)),
-        transforms.RandomResizedCrop(224, scale=(0.9, 1.0)),
+        transforms.Resize((resize, resize)),
+        transforms.RandomResizedCrop(size, scale=(0.9, 1.0)),
         transforms.RandomHorizontalFlip(p=0.5),
         transforms.RandomRotation(10),
         transforms.ColorJitter(brightness=0.1, contrast=0.1),
@@ -56,10 +65,11 @@ def guide_loader(paths: list[Path], batch_size: int, workers: int):  # noqa: ANN
             return len(paths)
 
         def __getitem__(self, i: int):  # noqa: ANN204
-            return tf(Image.open(paths[i]).convert("RGB")), 0
+            return tf(Image.open(paths[i]).convert("RGB")), int(labels[i]) if labels is not None else 0
 
-    return DataLoader(MedicalImageDataset(), batch_size=batch_size, shuffle=True, num_workers=workers,
-                      persistent_workers=workers > 0)
+    if not loader_kw:
+        loader_kw = {"num_workers": workers or 0, "persistent_workers": bool(workers)}
+    return DataLoader(MedicalImageDataset(), batch_size=batch_size, shuffle=True, **loader_kw)
 
 
 def time_epochs(loader, epochs: int) -> list[float]:  # noqa: ANN001

@@ -31,6 +31,7 @@ class AugmentConfig(_Strict):
 
     reverse_complement: bool | None = Field(None, description="default: on for dna/rna unless the data set is strand-specific; never for protein")
     substitution_rate: float = Field(0.0, ge=0, le=0.5, description="per-base probability of a random substitution")
+    shift: int = Field(0, ge=0, description="random shift of each sequence by up to this many bases (PAD fill)")
 
 
 class ImageConfig(_Strict):
@@ -49,6 +50,10 @@ class ImageConfig(_Strict):
     path_col: str = Field("path", description="image path column of a CSV manifest")
     window_center: float | None = Field(None, description="DICOM window; default: the file's own, else min-max")
     window_width: float | None = Field(None, gt=0)
+    resident: Literal["auto"] | bool = Field(
+        "auto", description="keep each split's uint8 pixels whole on the device; auto: on CUDA when the split fits in "
+        "half the free GPU memory (else pinned, non-blocking batches); on CPU true copies it into RAM")
+    channels_last: Literal["auto"] | bool = Field("auto", description="channels_last memory format for model and batches; auto: on CUDA")
 
 
 class DataConfig(_Strict):
@@ -68,6 +73,10 @@ class DataConfig(_Strict):
     dedup: bool = Field(False, description="remove val/test sequences duplicated (or reverse-complemented) in earlier splits")
     positive_class: str | None = None
     gc_input: bool | None = Field(None, description="feed GC content to the model; default: when the model declares it")
+    store: Literal["auto", "memory", "mmap"] = Field(
+        "auto", description="sequences: memory = encode into RAM; mmap = stream the file once into a memory-mapped "
+        "on-disk store and read batches from it (bounded memory); auto = mmap when the data would not fit in RAM")
+    store_dir: str | None = Field(None, description="mmap store location; default: $BIOLENS_CACHE/sequences or ~/.cache/biolens/sequences")
     quality: QualityConfig = QualityConfig()
     augment: AugmentConfig = AugmentConfig()
     image: ImageConfig = ImageConfig()
@@ -121,7 +130,7 @@ class TrainConfig(_Strict):
     class_weights: Literal["none", "inverse", "effective"] = Field("none", description="loss weights from train class counts")
     effective_beta: float = Field(0.999, gt=0, lt=1, description="effective-number class weights: beta")
     sampler: Literal["shuffle", "weighted"] = Field("shuffle", description="weighted: draw classes equally often (with replacement)")
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto: bf16 autocast for image models on CUDA, else fp32")
     accumulate: int = Field(1, ge=1, description="micro-batches per optimizer step (effective batch = batch_size × this)")
     compile: bool = Field(False, description="torch.compile the model")
     checkpoint_every: int | None = Field(None, ge=1, description="also keep checkpoints/epoch_NNN.pt every N epochs")

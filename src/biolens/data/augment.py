@@ -46,3 +46,26 @@ def gc_content(x: torch.Tensor, alphabet: Alphabet) -> torch.Tensor:
     gc = ((x == g) | (x == c)).sum(dim=1).float()
     total = ((x >= 1) & (x <= n_sym)).sum(dim=1).float()
     return torch.where(total > 0, gc / total.clamp(min=1), torch.full_like(gc, 0.5))
+
+
+def shift(x: torch.Tensor, lengths: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each right-padded row's sequence by ``offsets`` positions, filling with PAD (0).
+
+    A positive offset moves the sequence right (``offset`` PADs in front; bases pushed past the row's end are
+    cut); a negative one moves it left (its first ``-offset`` bases are cut). ``(B, L)``, ``(B,)``, ``(B,)`` →
+    rows ``(B, L)`` and new lengths ``(B,)``: the position after each row's last base, so everything from there
+    on is PAD, as for unshifted rows.
+    """
+    width = x.shape[1]
+    src = torch.arange(width, device=x.device)[None, :] - offsets[:, None]  # (B, L) source position
+    valid = (src >= 0) & (src < lengths[:, None])
+    out = torch.where(valid, torch.gather(x, 1, src.clamp(0, max(width - 1, 0))), torch.zeros_like(x))
+    return out, (lengths + offsets).clamp(0, width)
+
+
+def random_shift(x: torch.Tensor, lengths: torch.Tensor, max_shift: int, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shift each row by a uniform offset in ``[-max_shift, max_shift]``, keeping at least one base per row."""
+    offsets = torch.randint(-max_shift, max_shift + 1, (x.shape[0],), device=x.device, generator=generator)
+    offsets = torch.minimum(torch.maximum(offsets, 1 - lengths), torch.full_like(offsets, x.shape[1] - 1))
+    return shift(x, lengths, offsets)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ from biolens.data.encoding import RecordError, encode, find_invalid, invalid_sym
 from biolens.data.quality import quality_filter, resolve_quality, summarize
 from biolens.data.readers import Records, read_source, read_table
 from biolens.data.splits import SPLITS, find_leakage, sequence_keys, stratified_split
+from biolens.data.store import RowReader, Source, available_memory, open_or_build
 from biolens.errors import BiolensWarning, ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -84,8 +87,33 @@ def _pick_positive(class_names: list[str], wanted: str | None) -> str | None:
     return class_names[1]
 
 
+def resolve_store(cfg: DataConfig) -> str:
+    """``memory`` or ``mmap``: ``data.store``, or for ``auto`` mmap when encoding in RAM would need more than half
+    of the available memory (about six bytes per input byte: strings, the fixed-width copy, rows and splits)."""
+    if cfg.store != "auto":
+        return cfg.store
+    if is_builtin(cfg.path):
+        return "memory"
+    paths = [Path(p.partition("=")[2] if "=" in p and not Path(p).exists() else p)
+             for p in ([cfg.path] if isinstance(cfg.path, str) else cfg.path)]
+    paths += [Path(p) for p in (cfg.val, cfg.test) if p is not None]
+    size = sum(p.stat().st_size * (4 if p.suffix == ".gz" else 1) for p in paths if p.is_file())
+    avail = available_memory()
+    if 6 * size > avail // 2:
+        log.info("data.store=auto: %.0f MB of input would need about %.0f MB in RAM (%.0f MB available): "
+                 "streaming it into a memory-mapped store", size / 2**20, 6 * size / 2**20, avail / 2**20)
+        return "mmap"
+    return "memory"
+
+
 def prepare_sequences(cfg: DataConfig, seed: int = 0) -> PreparedData:
-    """Read, validate, encode, filter, split and leakage-check sequence data. Writes nothing."""
+    """Read, validate, encode, filter, split and leakage-check sequence data. Writes nothing into a run folder.
+
+    With ``data.store`` mmap (or auto on data too large for RAM) the file is streamed into a memory-mapped store
+    (``data/store.py``) instead, and the splits read their rows from it.
+    """
+    if resolve_store(cfg) == "mmap":
+        return _prepare_stored(cfg, seed)
     recs, split, stranded = _read(cfg)
     try:
         alphabet = resolve_alphabet(cfg.alphabet, recs.seqs)
@@ -94,15 +122,7 @@ def prepare_sequences(cfg: DataConfig, seed: int = 0) -> PreparedData:
     check_alphabet(recs, alphabet)
     labels = np.array(recs.labels, dtype=object)
     class_names = sorted(set(recs.labels))
-    if len(class_names) < 2:
-        raise DataError(f"{recs.locate(0).rsplit(':', 1)[0]}: only one class ({class_names[0]!r}) in the data; a classifier needs at least two")
-    if split is not None:
-        train_classes = set(labels[split == "train"])
-        for s in ("val", "test"):
-            unseen = np.flatnonzero((split == s) & ~np.isin(labels, list(train_classes)))
-            if unseen.size:
-                i = int(unseen[0])
-                raise DataError(f"{recs.locate(i)}: label {labels[i]!r} appears in {s} but never in train; fix the label or add training examples")
+    _check_classes(class_names, labels, split, recs.locate)
 
     raw_lengths = np.array([len(s) for s in recs.seqs], dtype=np.int64)
     train_rows = raw_lengths if split is None else raw_lengths[split == "train"]
@@ -111,24 +131,110 @@ def prepare_sequences(cfg: DataConfig, seed: int = 0) -> PreparedData:
 
     quality = resolve_quality(cfg.quality, alphabet)
     reasons = quality_filter(x, raw_lengths, alphabet, quality)
+    ids = np.array(recs.ids, dtype=object)
+    return _finish(cfg, seed, x=x, rows=None, ids=ids, labels=labels, class_names=class_names, split=split,
+                   raw_lengths=raw_lengths, lengths=lengths, reasons=reasons, quality=quality, alphabet=alphabet,
+                   stranded=stranded, max_len=max_len, locate=lambda idx: [recs.locate(i) for i in idx],
+                   keys=lambda keep: sequence_keys(x, lengths, alphabet))
+
+
+def _check_classes(class_names: list[str], labels: np.ndarray, split: np.ndarray | None, locate) -> None:
+    if len(class_names) < 2:
+        raise DataError(f"{locate(0).rsplit(':', 1)[0]}: only one class ({class_names[0]!r}) in the data; a classifier needs at least two")
+    if split is not None:
+        train_classes = set(labels[split == "train"])
+        for s in ("val", "test"):
+            unseen = np.flatnonzero((split == s) & ~np.isin(labels, list(train_classes)))
+            if unseen.size:
+                i = int(unseen[0])
+                raise DataError(f"{locate(i)}: label {labels[i]!r} appears in {s} but never in train; fix the label or add training examples")
+
+
+def _sources(cfg: DataConfig) -> tuple[list[Source], bool]:
+    """The input files of a config for the streaming store (as ``_read`` reads them), and strandedness."""
+    cols = (cfg.seq_col, cfg.label_col, cfg.id_col, cfg.split_col)
+    forced = "train" if cfg.val is not None or cfg.test is not None else None
+    stranded = False
+    if is_builtin(cfg.path):
+        ds = get_builtin(cfg.path)
+        main, stranded = [Source(Path(ds.path), split=forced)], ds.stranded
+    else:
+        items = [cfg.path] if isinstance(cfg.path, str) else list(cfg.path)
+        per_class = [s for s in items if "=" in s and not Path(s).exists()]
+        if per_class and len(per_class) != len(items):
+            raise DataError("mix of LABEL=FILE and plain files; give every class file as LABEL=FILE")
+        main = []
+        for item in items:
+            label, file = (None, item) if not per_class else (item.partition("=")[0].strip(), item.partition("=")[2])
+            if per_class and not label:
+                raise DataError(f"{item!r}: empty label; write LABEL=FILE")
+            labels_csv = Path(cfg.labels) if cfg.labels is not None and not per_class else None
+            main.append(Source(Path(file), label=label, split=forced, columns=cols, labels_csv=labels_csv))
+    if forced is not None:
+        log.info("explicit --val/--test given: every record of %s is used for training", cfg.path)
+    extra = [Source(Path(p), split=s, columns=cols) for s, p in (("val", cfg.val), ("test", cfg.test)) if p is not None]
+    return main + extra, stranded
+
+
+def _prepare_stored(cfg: DataConfig, seed: int) -> PreparedData:
+    """``prepare_sequences`` over the memory-mapped store: the same checks, on per-record arrays and in chunks."""
+    sources, stranded = _sources(cfg)
+    cache_dir = Path(cfg.store_dir) if cfg.store_dir else None
+    store = open_or_build(sources, alphabet=cfg.alphabet, max_len=cfg.max_len, cache_dir=cache_dir)
+    alphabet, max_len = store.alphabet, store.x.shape[1]
+    class_names = store.label_names
+    labels = np.asarray(class_names, dtype=object)[store.labels]
+    split = store.splits.astype(object) if store.splits is not None else None
+    _check_classes(class_names, labels, split, lambda i: store.locate(int(i)))
+
+    quality = resolve_quality(cfg.quality, alphabet)
+    reasons = np.empty(len(store), dtype=object)
+    step = max(1, (1 << 20) // max(max_len, 1))  # bounds quality_filter's (rows, L) int64 temporaries
+    reader = RowReader(store.x)
+    for start in range(0, len(store), step):
+        stop = min(start + step, len(store))
+        reasons[start:stop] = quality_filter(reader.block(start, stop), store.raw_lengths[start:stop], alphabet, quality)
+
+    def keys(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if split is None:
+            log.info("data.store=mmap: duplicates are grouped by 64-bit hashes of the encoded rows, so the seeded "
+                     "split differs from store=memory's (a split column or --val/--test files give identical splits)")
+        return store.exact, store.canonical
+
+    info = {"mode": "mmap", "path": str(store.path), "rows": len(store), "width": max_len,
+            "from_cache": store.from_cache}
+    return _finish(cfg, seed, x=store.x, rows=True, ids=store.ids, labels=labels, class_names=class_names,
+                   split=split, raw_lengths=store.raw_lengths, lengths=store.lengths, reasons=reasons,
+                   quality=quality, alphabet=alphabet, stranded=stranded, max_len=max_len,
+                   locate=store.locate_many, keys=keys, store_info=info)
+
+
+def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids: np.ndarray, labels: np.ndarray,
+            class_names: list[str], split: np.ndarray | None, raw_lengths: np.ndarray, lengths: np.ndarray,
+            reasons: np.ndarray, quality: Any, alphabet: Alphabet, stranded: bool, max_len: int,
+            locate: Callable[[np.ndarray], list[str]], keys: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+            store_info: dict[str, Any] | None = None) -> PreparedData:
+    """Quality report, split, leakage, dedup and the per-split data, shared by the in-memory and stored paths.
+
+    ``rows`` true: ``x`` is the whole memory-mapped store and each split keeps its row numbers into it.
+    """
     keep = reasons == ""
-    filtered = [
-        {"id": recs.ids[i], "location": recs.locate(i), "reason": reasons[i]} for i in np.flatnonzero(~keep)
-    ]
+    dropped = np.flatnonzero(~keep)
+    filtered = [{"id": ids[i], "location": loc, "reason": reasons[i]} for i, loc in zip(dropped, locate(dropped))]
     if not keep.any():
         raise DataError(f"every sequence failed the quality filter ({summarize(reasons)}); relax data.quality thresholds")
     if filtered:
         log.warning("quality filter dropped %d of %d sequences: %s", len(filtered), len(keep),
                     {k: v for k, v in summarize(reasons).items() if v and k not in ("kept", "dropped")})
 
-    exact, canonical = sequence_keys(x, lengths, alphabet)
+    exact, canonical = keys(keep)
     if split is None:
         groups = canonical if alphabet.is_nucleic else exact
-        split = np.full(len(x), "", dtype=object)
+        split = np.full(len(keep), "", dtype=object)
         split[keep] = stratified_split(labels[keep], groups[keep], cfg.val_frac, cfg.test_frac, seed)
     split = split.astype(str)
     leak = find_leakage(exact[keep], canonical[keep], split[keep], check_rc=alphabet.is_nucleic)
-    leaked = np.zeros(len(x), dtype=bool)
+    leaked = np.zeros(len(keep), dtype=bool)
     leaked[np.flatnonzero(keep)] = leak.pop("_mask")
     n_leaked = int(leaked.sum())
     if n_leaked and cfg.dedup:
@@ -139,22 +245,25 @@ def prepare_sequences(cfg: DataConfig, seed: int = 0) -> PreparedData:
             f"{n_leaked} val/test sequences also occur (or their reverse complement does) in an earlier split: "
             "metrics will be optimistic; pass --dedup to remove them",
             BiolensWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
 
-    y = np.array([class_names.index(v) for v in labels], dtype=np.int64)
-    ids = np.array(recs.ids, dtype=object)
+    y = np.array([class_names.index(v) for v in labels], dtype=np.int64) if not rows else \
+        np.searchsorted(np.asarray(class_names, dtype=object), labels).astype(np.int64)
     splits: dict[str, SequenceData] = {}
     for s in SPLITS:
-        rows = keep & (split == s)
-        if not rows.any():
+        mask = keep & (split == s)
+        if not mask.any():
             raise DataError(f"the {s} split is empty after filtering; give more data or an explicit --{s} file")
-        splits[s] = SequenceData(ids[rows], x[rows], lengths[rows], y[rows], alphabet)
-    missing = {s: sorted(set(class_names) - {class_names[k] for k in splits[s].y}) for s in SPLITS}
+        if rows:
+            splits[s] = SequenceData(ids[mask], x, lengths[mask], y[mask], alphabet, rows=np.flatnonzero(mask))
+        else:
+            splits[s] = SequenceData(ids[mask], x[mask], lengths[mask], y[mask], alphabet)
+    missing = {s: sorted(set(class_names) - {class_names[k] for k in np.unique(splits[s].y)}) for s in SPLITS}
     for s, absent in missing.items():
         if absent:
             warnings.warn(f"class(es) {', '.join(absent)} missing from the {s} split; its metrics will be incomplete",
-                          BiolensWarning, stacklevel=2)
+                          BiolensWarning, stacklevel=3)
 
     rc = cfg.augment.reverse_complement
     if rc and not alphabet.is_nucleic:
@@ -177,6 +286,8 @@ def prepare_sequences(cfg: DataConfig, seed: int = 0) -> PreparedData:
         "leakage": leak,
         "dedup_removed": n_leaked if cfg.dedup else 0,
     }
+    if store_info is not None:
+        report["store"] = store_info
     train_len = report["lengths"]["train"]
     log.info("data: %s, %s, classes %s; train/val/test %d/%d/%d; train lengths min %d, max %d, mean %.1f, median %.1f",
              report["source"], alphabet.name, ", ".join(class_names), *(len(splits[s]) for s in SPLITS),

@@ -72,9 +72,13 @@ def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train:
                                step_size=t.step_size, gamma=t.step_gamma, warmup_epochs=t.warmup_epochs,
                                min_lr=t.min_lr)
     loss_fn = build_loss(t, y_train, num_classes).to(device)
+    if getattr(train_batches, "channels_last", False):  # image batches on CUDA: NHWC model to match (cuDNN fast path)
+        model.to(memory_format=torch.channels_last)
     net = wrap(model, dist, device)
     if t.compile:
-        net = torch.compile(net)
+        if not hasattr(torch, "compile"):
+            raise ConfigError(f"train.compile needs torch >= 2.0 (found {torch.__version__}); drop --compile")
+        net = torch.compile(net)  # compiled lazily on the first batch; failures there raise a TrainingError
     callbacks: list[Callback] = []
     checkpoint = None
     if run_dir is not None and dist.is_main:
@@ -105,7 +109,7 @@ def write_summary(cfg: RunConfig, trainer: Trainer, dist: Dist, run_dir: Path, r
         "fit": fit_verdict(trainer.history),
         "loss": t.loss, "class_weights": t.class_weights, "sampler": t.sampler,
         "optimizer": t.optimizer, "schedule": t.schedule, "schedule_interval": trainer.interval,
-        "precision": t.precision, "accumulate": t.accumulate,
+        "precision": trainer.precision, "accumulate": t.accumulate,
         "effective_batch_size": t.batch_size * t.accumulate, "world_size": dist.world_size,
         "compile": t.compile, "deterministic": t.deterministic, "seed": t.seed,
         "epochs_run": trainer.epoch, "steps": trainer.step, "resumed": resumed,

@@ -24,6 +24,7 @@ from biolens.models import create_model, list_models, model_info
 from biolens.models.image import ImageClassifier
 from biolens.models.registry import DEFAULT_SEQUENCE_MODEL
 from biolens.models.transfer import load_pretrained, load_starting_weights
+from biolens.training.setup import resolve_channels_last
 from biolens.training.tasks import SPLITS, TASKS, Task
 from biolens.training.trainer import Callback, Trainer
 
@@ -111,11 +112,15 @@ class ImageTask(Task):
         return self.data.config
 
     def batches(self, split: str, *, train: bool, device: torch.device, batch_size: int | None = None) -> ImageBatches:
-        d = self.data
-        preset = PRESETS[d.config.image.augment]
+        """Batches on ``device``: pixels resident there or staged through pinned memory (``data.image.resident``),
+        augmented there as whole batches, channels_last on CUDA (``data.image.channels_last``)."""
+        d, icfg = self.data, self.data.config.image
+        preset = PRESETS[icfg.augment]
         augment = BatchAugment(preset, d.size) if train and preset.active else None
         return ImageBatches(d.splits[split], batch_size or self.cfg.train.batch_size, size=d.size, channels=d.channels,
-                            mean=d.mean, std=d.std, shuffle=train, augment=augment, device=device, seed=self.cfg.train.seed)
+                            mean=d.mean, std=d.std, shuffle=train, augment=augment, device=device, seed=self.cfg.train.seed,
+                            resident=icfg.resident,
+                            channels_last=resolve_channels_last(icfg.channels_last, torch.device(device).type, self.kind))
 
     def labels(self, split: str) -> np.ndarray:
         return self.data.splits[split].y

@@ -6,6 +6,7 @@ class registered in ``TASKS``, not a fork of the training code.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -122,7 +123,8 @@ class SequenceTask(Task):
         return SequenceBatches(
             self.data.splits[split], batch_size or self.cfg.train.batch_size, shuffle=train, device=device,
             seed=self.cfg.train.seed, reverse_complement=bool(aug.reverse_complement) and train,
-            substitution_rate=aug.substitution_rate if train else 0.0, with_gc=self.with_gc,
+            substitution_rate=aug.substitution_rate if train else 0.0, shift=aug.shift if train else 0,
+            with_gc=self.with_gc,
         )
 
     def labels(self, split: str) -> np.ndarray:
@@ -143,12 +145,24 @@ class SequenceTask(Task):
         part = self.data.splits[split]
         where = {str(i): n for n, i in enumerate(part.ids)}
         rows = [where[i] for i in ids if i in where]
-        seqs = decode(part.x[rows], part.alphabet, part.lengths[rows]) if rows else []
+        seqs = decode(part.take(rows), part.alphabet, part.lengths[rows]) if rows else []
         return {str(part.ids[n]): {"sequence": s} for n, s in zip(rows, seqs)}
 
     def fingerprint(self) -> str:
         s = self.data.splits
-        return fingerprint_arrays(*(a for name in SPLITS for a in (s[name].x, s[name].y)))
+        if not any(s[name].mapped for name in SPLITS):
+            return fingerprint_arrays(*(a for name in SPLITS for a in (s[name].x, s[name].y)))
+        # a memory-mapped store: the same digest as fingerprint_arrays over each split's rows, read block by block
+        h = hashlib.sha256()
+        for name in SPLITS:
+            part = s[name]
+            h.update(str(("|u1", (len(part), part.width))).encode())
+            for block in part.blocks():
+                h.update(block.tobytes())
+            y = np.ascontiguousarray(part.y)
+            h.update(str((y.dtype.str, y.shape)).encode())
+            h.update(y.tobytes())
+        return h.hexdigest()
 
 
 TASKS: dict[str, type[Task]] = {SequenceTask.kind: SequenceTask}

@@ -21,6 +21,7 @@ from torch import nn
 from biolens.errors import BiolensError
 from biolens.models.inference import model_inputs
 from biolens.training.guard import diagnose_nonfinite
+from biolens.training.setup import resolve_precision
 from biolens.training.state import capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ class Trainer:
         max_epochs: upper bound; callbacks (early stopping) may stop sooner via ``trainer.should_stop``.
         grad_clip: max global gradient norm (applied after unscaling), or None.
         monitor: the logged value plateau scheduling and callbacks watch.
-        precision: ``fp32``, ``bf16`` (autocast) or ``fp16`` (autocast + GradScaler).
+        precision: ``fp32``, ``bf16`` (autocast), ``fp16`` (autocast + GradScaler) or ``auto`` (bf16 for image
+            models on CUDA, else fp32; see ``resolve_precision``). ``trainer.precision`` holds the resolved one.
         accumulate: micro-batches per optimizer step.
         net: what to call for the forward pass (a DDP-wrapped or compiled ``model``); default ``model``.
         dist: a ``biolens.training.distributed.Dist`` to all-reduce epoch metrics, or None.
@@ -93,14 +95,15 @@ class Trainer:
         grad_clip: float | None = 1.0,
         callbacks: Iterable[Callback] = (),
         monitor: str = "val_loss",
-        precision: str = "fp32",
+        precision: str = "auto",
         accumulate: int = 1,
         net: nn.Module | None = None,
         dist: Any = None,
     ):
-        if precision not in PRECISIONS:
-            raise BiolensError(f"unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
+        if precision not in PRECISIONS and precision != "auto":
+            raise BiolensError(f"unknown precision {precision!r}; expected one of: auto, {', '.join(PRECISIONS)}")
         self.model, self.net = model, net if net is not None else model
+        precision = resolve_precision(precision, next(model.parameters()).device.type, getattr(model, "task", None))
         self.optimizer, self.loss_fn, self.scheduler = optimizer, loss_fn, scheduler
         self.interval = scheduler_interval(scheduler)
         self.max_epochs, self.grad_clip, self.monitor = max_epochs, grad_clip, monitor
@@ -224,7 +227,7 @@ class Trainer:
                 sync = self.net.no_sync() if i < len(window) - 1 and hasattr(self.net, "no_sync") else contextlib.nullcontext()
                 with sync:
                     with self._autocast():
-                        logits = self.net(batch["x"], **model_inputs(self.model, batch))
+                        logits = self._forward(batch)
                         loss = self.loss_fn(logits, batch["y"])
                     value = loss.item()
                     if not math.isfinite(value):
@@ -243,6 +246,17 @@ class Trainer:
             self._call("on_batch_end", step_loss)
         self.batches_done = 0
         return self._reduce({"loss": total_loss, "acc": float(correct)}, seen)
+
+    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        try:
+            return self.net(batch["x"], **model_inputs(self.model, batch))
+        except Exception as e:
+            if type(e).__module__.startswith(("torch._dynamo", "torch._inductor")):  # torch.compile failed
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise TrainingError(f"torch.compile failed on the first batches ({type(e).__name__}: {first[:200]}); "
+                                    "train without it (drop --compile / set train.compile: false), or install a "
+                                    "C++ compiler (CPU) / Triton (CUDA) that torch.compile needs") from e
+            raise
 
     def _optimizer_step(self) -> None:
         if self.scaler is not None:
@@ -274,7 +288,7 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         for batch in batches:
             with self._autocast():
-                logits = self.net(batch["x"], **model_inputs(self.model, batch))
+                logits = self._forward(batch)
                 loss = self.loss_fn(logits, batch["y"])
             n = batch["y"].shape[0]
             total_loss += loss.item() * n

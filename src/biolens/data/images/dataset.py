@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,6 +11,9 @@ import torch
 
 from biolens.data.images.transforms import BatchAugment, center_crop, match_channels, normalize, to_float
 from biolens.data.sampling import epoch_order, shard
+from biolens.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,11 +38,24 @@ class ImageBatches:
 
     Train: random resized crop / rotation / flip / jitter per image (``augment``), seeded per epoch via
     ``set_epoch``. Eval: center crop only. Both then adapt channels and normalize with the contract's mean/std.
+
+    How the uint8 pixels reach the device (``transfer``, see :func:`resolve_transfer`):
+
+    - ``resident``: the split's rows are copied once into a device tensor (on CPU: an in-RAM tensor) and each
+      batch is an index on the device; nothing crosses the bus after the first epoch.
+    - ``staged``: each batch is gathered from the (memory-mapped) store into a reused pinned host buffer and
+      copied with ``non_blocking=True`` (two buffers alternate, guarded by CUDA events, so the next batch is
+      gathered while the previous copy is still in flight).
+    - ``plain``: gather + ``.to(device)``; the CPU default.
+
+    Augmentation and normalization always run afterwards as whole-batch torch ops on the target device, so the
+    three transfers give identical tensors for the same seed.
     """
 
     def __init__(self, split: ImageSplit, batch_size: int, *, size: int, channels: int, mean: list[float],
                  std: list[float], shuffle: bool = False, augment: BatchAugment | None = None,
-                 device: torch.device | str = "cpu", seed: int = 0):
+                 device: torch.device | str = "cpu", seed: int = 0, resident: bool | str = "auto",
+                 transfer: str | None = None, channels_last: bool = False):
         self.split = split
         self.batch_size = batch_size
         self.size = size
@@ -48,11 +65,23 @@ class ImageBatches:
         self.device = torch.device(device)
         self.seed = seed
         self.epoch = 0
+        self.channels_last = channels_last
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device)
         self.y = None if split.y is None else torch.from_numpy(split.y.astype(np.int64))
         self.sample_weights: torch.Tensor | None = None  # weighted random sampling (train.sampler=weighted)
         self.rank, self.num_replicas = 0, 1  # distributed: each process takes its share of every global batch
+        self.transfer = transfer or resolve_transfer(resident, self.device, split_nbytes(split))
+        if self.transfer not in TRANSFERS:
+            raise ConfigError(f"unknown image transfer {self.transfer!r}; expected one of: {', '.join(TRANSFERS)}")
+        self.store: torch.Tensor | None = None
+        self._staging: list[torch.Tensor] = []
+        self._events: list[torch.cuda.Event | None] = []
+        if self.transfer == "resident":
+            self.store = resident_store(split, self.device)
+        if self.y is not None:
+            self.y = self.y.to(self.device)
+        log.debug("image batches: %d rows, transfer %s, device %s", len(split), self.transfer, self.device)
 
     def __len__(self) -> int:
         n = len(self.split) + (-len(self.split)) % self.num_replicas
@@ -65,20 +94,113 @@ class ImageBatches:
         """uint8 ``(B, C, S, S)`` on the device → normalized float ``(B, channels, size, size)``."""
         x = to_float(x)
         x = self.augment(x, gen) if self.augment is not None and gen is not None else center_crop(x, self.size)
-        return normalize(match_channels(x, self.channels), self.mean, self.std)
+        x = normalize(match_channels(x, self.channels), self.mean, self.std)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _staged(self, pos: np.ndarray, k: int) -> torch.Tensor:
+        """Gather rows into staging buffer ``k % 2`` (pinned on CUDA) and start its copy to the device."""
+        shape = (self.batch_size, *self.split.images.shape[1:])
+        if not self._staging:
+            pin = self.device.type == "cuda"
+            self._staging = [torch.empty(shape, dtype=torch.uint8, pin_memory=pin) for _ in range(2)]
+            self._events = [None, None]
+        slot = k % 2
+        if self._events[slot] is not None:
+            self._events[slot].synchronize()  # the copy that last read this buffer has finished
+        buf = self._staging[slot][: len(pos)]
+        np.take(self.split.images, self.split.rows[pos], axis=0, out=buf.numpy(), mode="clip")  # clip: unbuffered
+        x = buf.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            ev = torch.cuda.Event()
+            ev.record()
+            self._events[slot] = ev
+        elif x.data_ptr() == buf.data_ptr():
+            x = x.clone()  # CPU target: never hand out the reused buffer itself
+        return x
+
+    def _pixels(self, pos: np.ndarray, index: torch.Tensor, k: int) -> torch.Tensor:
+        """uint8 ``(b, C, S, S)`` on the device for sorted split positions ``pos`` (``index``: the same, on it)."""
+        if self.store is not None:
+            return self.store[index]
+        if self.transfer == "staged":
+            return self._staged(pos, k)
+        return torch.from_numpy(self.split.read(pos)).to(self.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = epoch_order(len(self.split), shuffle=self.shuffle, generator=gen, weights=self.sample_weights,
                             num_replicas=self.num_replicas)
-        for start in range(0, len(order), self.batch_size):
+        for k, start in enumerate(range(0, len(order), self.batch_size)):
             pos = np.sort(shard(order[start:start + self.batch_size], self.rank, self.num_replicas).numpy())
-            x = torch.from_numpy(self.split.read(pos)).to(self.device, non_blocking=True)
-            index = torch.from_numpy(pos.astype(np.int64))
-            batch = {"x": self.transform(x, gen if self.augment is not None else None), "index": index.to(self.device)}
+            index = torch.from_numpy(pos.astype(np.int64)).to(self.device, non_blocking=True)
+            x = self._pixels(pos, index, k)
+            batch = {"x": self.transform(x, gen if self.augment is not None else None), "index": index}
             if self.y is not None:
-                batch["y"] = self.y[index].to(self.device)
+                batch["y"] = self.y[index]
             yield batch
+
+
+TRANSFERS = ("resident", "staged", "plain")
+RESIDENT_FRACTION = 0.5  # auto: keep a split on the GPU when it takes at most this share of the free memory
+
+
+def split_nbytes(split: ImageSplit) -> int:
+    """Bytes of a split's uint8 pixels."""
+    return len(split) * int(np.prod(split.images.shape[1:]))
+
+
+def free_device_memory(device: torch.device) -> int | None:
+    """Free bytes on a CUDA device (``torch.cuda.mem_get_info``); None for other devices."""
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+def decide_resident(setting: bool | str, device: torch.device | str, nbytes: int, free: int | None,
+                    fraction: float = RESIDENT_FRACTION) -> bool:
+    """Whether a split of ``nbytes`` uint8 pixels is kept whole on ``device``.
+
+    ``true``/``false`` force it; ``auto`` keeps it on a CUDA device when it takes at most ``fraction`` of the
+    ``free`` bytes (room is left for the model, activations and the other splits). On CPU ``auto`` streams from the
+    memory map (the OS page cache already keeps a hot store in RAM), and ``true`` copies it into a RAM tensor.
+    """
+    setting = _setting(setting)
+    if setting != "auto":
+        return setting
+    if torch.device(device).type != "cuda" or free is None:
+        return False
+    return nbytes <= fraction * free
+
+
+def resolve_transfer(setting: bool | str, device: torch.device | str, nbytes: int) -> str:
+    """``resident``, ``staged`` (pinned buffers + non_blocking, CUDA) or ``plain`` for a split on ``device``."""
+    device = torch.device(device)
+    if decide_resident(setting, device, nbytes, free_device_memory(device)):
+        return "resident"
+    return "staged" if device.type == "cuda" else "plain"
+
+
+def _setting(value: bool | str) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    v = str(value).lower()
+    if v in ("true", "yes", "on", "1"):
+        return True
+    if v in ("false", "no", "off", "0"):
+        return False
+    if v == "auto":
+        return "auto"
+    raise ConfigError(f"data.image.resident must be auto, true or false; got {value!r}")
+
+
+def resident_store(split: ImageSplit, device: torch.device, chunk: int = 1024) -> torch.Tensor:
+    """The split's rows as one uint8 tensor on ``device``, filled in chunks (host memory stays bounded)."""
+    store = torch.empty((len(split), *split.images.shape[1:]), dtype=torch.uint8, device=device)
+    for start in range(0, len(split), chunk):
+        pos = np.arange(start, min(start + chunk, len(split)))
+        store[start:start + len(pos)] = torch.from_numpy(split.read(pos)).to(device)
+    return store
 
 
 def channel_stats(split: ImageSplit, chunk: int = 4096) -> tuple[list[float], list[float]]:
