@@ -25,12 +25,26 @@ from biolens.errors import BundleError
 log = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("config.yaml", "contract.json", "model.safetensors")
+MANIFEST = "manifest.json"
+BUNDLE_FORMAT = "1.0.0"  # semantic version of the run-folder layout; a newer major version is refused
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def temp_beside(path: Path) -> tuple[int, str]:
+    """A temp file next to ``path`` (same file system, so ``os.replace`` is atomic), with the permissions a plain
+    ``open`` would give (``mkstemp`` alone makes it private: 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    return fd, tmp
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     """Write through a temp file in the same folder, fsync, then rename: readers never see a partial file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -44,7 +58,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
 
 def save_weights(model: nn.Module, path: str | Path) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         save_model(model, tmp)
@@ -112,6 +126,25 @@ def _git_commit() -> str | None:
         return None
 
 
+def hardware() -> dict[str, Any]:
+    """Where the bundle was made: CPU architecture and count, memory, accelerators."""
+    import torch
+
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = None
+    cuda = torch.cuda.is_available()
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": memory,
+        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+        "cuda_version": torch.version.cuda if cuda else None,
+    }
+
+
 def environment() -> dict[str, Any]:
     import torch
 
@@ -126,26 +159,168 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "git_commit": _git_commit(),
+        "hardware": hardware(),
     }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _hash_files(run_dir: Path) -> dict[str, str]:
+    return {
+        p.relative_to(run_dir).as_posix(): sha256_file(p)
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".") and p.name != "log.txt"
+        and not any(part.startswith(".") for part in p.relative_to(run_dir).parts)
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write(path, lambda fh: fh.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
 def refresh_manifest(run_dir: str | Path) -> dict[str, Any]:
-    """Rewrite ``manifest.json`` after files in the run changed, keeping its extra fields (e.g. the fingerprint)."""
+    """Rewrite ``manifest.json`` after files in the run changed: new checksums and ``updated`` time; creation time,
+    the versions the run was trained with and extra fields (e.g. the dataset fingerprint) are kept."""
     run_dir = Path(run_dir)
-    old = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").is_file() else {}
-    base = set(environment()) | {"created", "files"}
-    return write_manifest(run_dir, **{k: v for k, v in old.items() if k not in base})
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        return write_manifest(run_dir)
+    old = read_manifest(run_dir)
+    manifest = {**environment(), **{k: v for k, v in old.items() if k != "files"}}
+    manifest["bundle_format"] = BUNDLE_FORMAT
+    manifest["updated"] = _now()
+    manifest["files"] = _hash_files(run_dir)
+    _write_json(path, manifest)
+    return manifest
 
 
 def write_manifest(run_dir: str | Path, **extra: Any) -> dict[str, Any]:
-    """``manifest.json``: versions, hardware, creation time, extra fields and SHA-256 of every other file."""
+    """``manifest.json``: bundle format version, creation time, versions (biolens, torch, git commit), hardware,
+    extra fields (dataset fingerprint) and the SHA-256 of every other file."""
     run_dir = Path(run_dir)
-    files = {
-        str(p.relative_to(run_dir)): sha256_file(p)
-        for p in sorted(run_dir.rglob("*"))
-        if p.is_file() and p.name != "manifest.json" and not p.name.startswith(".") and p.name != "log.txt"
-    }
-    manifest = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **environment(), **extra,
-                "files": files}
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest = {"bundle_format": BUNDLE_FORMAT, "created": _now(), **environment(), **extra,
+                "files": _hash_files(run_dir)}
+    _write_json(run_dir / MANIFEST, manifest)
     return manifest
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """The parsed ``manifest.json`` of a run; BundleError when missing or unreadable."""
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{path} is missing, so the bundle cannot be verified; copy the whole run folder "
+                          "(or retrain)")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path}: not valid JSON ({e}); re-copy the run folder or retrain") from None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+        raise BundleError(f"{path}: no 'files' checksum table; re-copy the run folder or retrain")
+    return data
+
+
+def _check_format(path: Path, version: str | None) -> None:
+    if version is None:  # manifests written before the format was versioned
+        return
+    try:
+        major = int(str(version).split(".")[0])
+    except ValueError:
+        raise BundleError(f"{path}: bundle_format {version!r} is not a semantic version; re-copy the run folder") from None
+    if major > int(BUNDLE_FORMAT.split(".")[0]):
+        raise BundleError(f"{path}: bundle format {version} is newer than this biolens understands ({BUNDLE_FORMAT}); "
+                          "upgrade biolens")
+
+
+def check_files(run_dir: str | Path, manifest: dict[str, Any] | None = None) -> dict[str, str]:
+    """Status of every file the manifest lists: ``ok``, ``missing`` or ``changed`` (never raises for files)."""
+    run_dir = Path(run_dir)
+    manifest = manifest if manifest is not None else read_manifest(run_dir)
+    status = {}
+    root = run_dir.resolve()
+    for rel, digest in manifest["files"].items():
+        p = (run_dir / rel)
+        if not p.resolve().is_relative_to(root):
+            raise BundleError(f"{run_dir / MANIFEST}: file entry {rel!r} points outside the run folder; "
+                              "re-copy the run folder or retrain")
+        if not p.is_file():
+            status[rel] = "missing"
+        else:
+            status[rel] = "ok" if sha256_file(p) == digest else "changed"
+    return status
+
+
+def verify_bundle(run_dir: str | Path) -> dict[str, Any]:
+    """Check every file listed in ``manifest.json`` against its SHA-256 and return the manifest.
+
+    Raises BundleError naming the first missing or changed file. Files not listed (e.g. exports written later) are
+    ignored: nothing in the folder is ever executed or unpickled, only hashed.
+    """
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    _check_format(run_dir / MANIFEST, manifest.get("bundle_format"))
+    missing_core = [f for f in REQUIRED_FILES if f not in manifest["files"]]
+    if missing_core:
+        raise BundleError(f"{run_dir / MANIFEST} does not list {', '.join(missing_core)}; re-copy the run folder or retrain")
+    status = check_files(run_dir, manifest)
+    for rel, state in status.items():
+        if state == "missing":
+            raise BundleError(f"{run_dir / rel} is missing but listed in manifest.json (incomplete bundle); "
+                              "re-copy the whole run folder or retrain")
+        if state == "changed":
+            raise BundleError(f"{run_dir / rel}: SHA-256 does not match manifest.json (file changed or corrupted); "
+                              "re-copy the run folder or retrain")
+    log.debug("verified %d files in %s", len(status), run_dir)
+    return manifest
+
+
+def describe_run(run: str | Path) -> dict[str, Any]:
+    """Everything ``biolens info`` shows: task, model, classes, threshold, contract, versions, provenance, a metrics
+    summary and the checksum status of every listed file (computed, never raised)."""
+    run_dir = check_run_dir(run)
+    contract = json.loads((run_dir / "contract.json").read_text())
+    config = read_yaml(run_dir / "config.yaml")
+    model = config.get("model") or {}
+    try:
+        manifest = read_manifest(run_dir)
+        status = check_files(run_dir, manifest)
+        problems = {k: v for k, v in status.items() if v != "ok"}
+        checks = {"status": "ok" if not problems else "failed", "files": len(status), "problems": problems}
+    except BundleError as e:
+        manifest, checks = {}, {"status": "unverifiable", "files": 0, "problems": {}, "error": str(e)}
+    metrics = {}
+    if (run_dir / "metrics.json").is_file():
+        try:
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        except json.JSONDecodeError:
+            metrics = {}
+    summary: dict[str, Any] = {}
+    for split in ("val", "test"):
+        m = metrics.get(split) or {}
+        m = m.get("at_threshold") or m.get("at_0.5") or m.get("metrics") or m
+        picked = {k: m[k] for k in ("accuracy", "balanced_accuracy", "mcc", "roc_auc", "pr_auc", "sensitivity",
+                                    "specificity", "macro_f1") if isinstance(m.get(k), (int, float))}
+        if picked:
+            summary[split] = picked
+    return {
+        "run": str(run_dir),
+        "task": contract.get("task"),
+        "model": model.get("name"),
+        "model_params": model.get("params", {}),
+        "classes": contract.get("class_names"),
+        "positive_class": contract.get("positive_class"),
+        "threshold": contract.get("threshold"),
+        "temperature": contract.get("temperature"),
+        "contract": contract,
+        "bundle_format": manifest.get("bundle_format"),
+        "created": manifest.get("created"),
+        "updated": manifest.get("updated"),
+        "versions": {k: manifest.get(k) for k in ("biolens", "torch", "numpy", "python")},
+        "git_commit": manifest.get("git_commit"),
+        "dataset_fingerprint": manifest.get("dataset_fingerprint"),
+        "hardware": manifest.get("hardware") or {k: manifest.get(k) for k in ("platform", "cpu_count", "cuda")},
+        "metrics": summary,
+        "best_epoch": metrics.get("best_epoch"),
+        "checksums": checks,
+    }

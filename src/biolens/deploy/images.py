@@ -18,6 +18,7 @@ from biolens.data.images.cache import decode_all
 from biolens.data.images.dataset import ImageBatches, ImageSplit
 from biolens.data.images.decode import IMAGE_SUFFIXES, Window
 from biolens.data.images.sources import read_folder, read_manifest
+from biolens.deploy.bundle import temp_beside
 from biolens.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -112,18 +113,17 @@ def predict_frame(predictor, inputs: str | Path | Sequence[str | Path], batch_si
 
 
 def predict_files(predictor, inputs: Sequence[str | Path], out: str | Path, batch_size: int = 256,  # noqa: ANN001
-                  chunk_size: int = 2048) -> int:
+                  chunk_size: int = 2048, progress=None) -> int:  # noqa: ANN001
     """``Predictor.predict_files`` for image runs: stream files, folders and globs into one CSV written atomically."""
     import csv
     import os
-    import tempfile
 
     from biolens.models.inference import softmax
 
     paths = expand_inputs(inputs)  # every input is checked before anything is written
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    fd, tmp = temp_beside(out)
     n = 0
     try:
         with os.fdopen(fd, "w", newline="") as fh:
@@ -132,8 +132,83 @@ def predict_files(predictor, inputs: Sequence[str | Path], out: str | Path, batc
                 frame = predictor._frame([str(p) for p in part], probs)
                 frame.to_csv(fh, index=False, header=n == 0, float_format="%.6f", quoting=csv.QUOTE_MINIMAL)
                 n += len(frame)
+                if progress is not None:
+                    progress(n, len(paths))
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return n
+
+
+# ---- in-memory images -------------------------------------------------------------------------------------------------
+
+
+def is_in_memory(inputs: object) -> bool:
+    """True for a numpy array, PIL image or torch tensor, or a list/tuple of them."""
+    import torch
+    from PIL import Image
+
+    kinds = (np.ndarray, Image.Image, torch.Tensor)
+    if isinstance(inputs, kinds):
+        return True
+    return isinstance(inputs, (list, tuple)) and bool(inputs) and all(isinstance(i, kinds) for i in inputs)
+
+
+def _as_hwc(item: object, where: str) -> np.ndarray:
+    """One in-memory image → ``(H, W)`` or ``(H, W, 3)`` uint8, as a decoded file would be before resizing."""
+    import torch
+    from PIL import Image
+
+    from biolens.data.images.decode import GRAY_MODES, to_uint8
+
+    if isinstance(item, Image.Image):
+        if item.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            return to_uint8(np.asarray(item))
+        return np.asarray(item.convert("L" if item.mode in GRAY_MODES else "RGB"))
+    chw = isinstance(item, torch.Tensor)
+    a = item.detach().cpu().numpy() if chw else np.asarray(item)
+    if a.ndim == 3:
+        first, last = a.shape[0] in (1, 3), a.shape[-1] in (1, 3, 4)
+        if (chw and first) or (first and not last):
+            a = a.transpose(1, 2, 0)  # (C, H, W) → (H, W, C)
+        if a.shape[-1] == 4:
+            a = a[..., :3]  # RGBA: drop alpha
+        if a.shape[-1] == 1:
+            a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3) or min(a.shape[:2]) < 1:
+        raise DataError(f"{where}: image shape {tuple(item.shape)} is not (H, W), (H, W, C) or (C, H, W) with C = 1 or 3")
+    if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.number)):
+        raise DataError(f"{where}: image dtype {a.dtype} is not numeric")
+    if not np.isfinite(a).all():
+        raise DataError(f"{where}: image has NaN or infinite pixels")
+    if a.dtype != np.uint8:
+        if np.issubdtype(a.dtype, np.floating) and a.min() >= 0 and a.max() <= 1:
+            a = np.round(a * 255).astype(np.uint8)  # float images in [0, 1]
+        else:
+            a = to_uint8(a)  # other ranges: min-max, like 16-bit files
+    return a
+
+
+def from_memory(inputs: object, contract: InputContract) -> tuple[list[str], np.ndarray]:
+    """In-memory images → ids ``image1…`` and uint8 ``(N, C, S, S)`` resized to the contract's ``resize_to``,
+    exactly as :func:`biolens.data.images.decode.decode_image` treats files."""
+    import torch
+    from PIL import Image
+
+    items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    if len(items) == 1 and isinstance(items[0], (np.ndarray, torch.Tensor)) and items[0].ndim == 4:
+        items = list(items[0])  # a batch (N, …)
+    arrays = [_as_hwc(item, f"image {i + 1}") for i, item in enumerate(items)]
+    size = contract.resize_to or contract.image_size
+    channels = 3 if any(a.ndim == 3 for a in arrays) else 1
+    out = np.zeros((len(arrays), channels, size, size), dtype=np.uint8)
+    for i, a in enumerate(arrays):
+        if a.ndim == 2 and channels == 3:
+            a = np.repeat(a[..., None], 3, axis=-1)
+        im = Image.fromarray(a)
+        if im.size != (size, size):
+            im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+        r = np.asarray(im)
+        out[i] = r[None] if r.ndim == 2 else r.transpose(2, 0, 1)
+    return [f"image{i + 1}" for i in range(len(arrays))], out

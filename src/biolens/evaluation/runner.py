@@ -131,7 +131,7 @@ def evaluate_run(run: str | Path, data: str | list[str] | None = None, *, split:
     if opt.plots:
         result["plots"] = _write_plots(target / "plots", y, probs, contract, headline, result["calibration"])
     _write_outputs(target, split if data is None and out is None else None, result, ids, y, probs, contract)
-    if target.resolve().is_relative_to(run_dir.resolve()):
+    if opt.operating_point or opt.calibrate or target.resolve().is_relative_to(run_dir.resolve()):
         refresh_manifest(run_dir)  # checksums must describe the files as they are now
     return result
 

@@ -1,0 +1,63 @@
+"""``biolens info RUN``: what a run folder holds (model, contract, versions, provenance, metrics, checksums)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from biolens.cli._common import console, fmt, handle_errors
+
+
+@handle_errors
+def info(
+    run: Path = typer.Argument(..., help="run folder from `biolens train`"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of tables"),
+) -> None:
+    """Show a run's metadata and verify the SHA-256 of every file in its manifest (exit 2 if any differ)."""
+    from rich.table import Table
+
+    from biolens.deploy.bundle import describe_run
+
+    d = describe_run(run)
+    if as_json:
+        typer.echo(json.dumps(d, indent=2, default=str))
+    else:
+        c = d["contract"]
+        table = Table(title=f"run {d['run']}", show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value", overflow="fold")
+        if d["task"] == "sequence":
+            inputs = f"{c.get('alphabet')} sequences, max length {c.get('max_len')}"
+            if c.get("aux_inputs"):
+                inputs += f", auxiliary {', '.join(c['aux_inputs'])}"
+        else:
+            inputs = (f"{c.get('channels')}-channel images, resize {c.get('resize_to')} → crop {c.get('image_size')}, "
+                      f"mean {c.get('mean')}, std {c.get('std')}")
+        hw = d["hardware"] or {}
+        rows = [
+            ("task", d["task"]), ("model", d["model"]), ("classes", ", ".join(d["classes"] or [])),
+            ("positive class", d["positive_class"]), ("threshold", d["threshold"]), ("temperature", d["temperature"]),
+            ("input contract", inputs), ("bundle format", d["bundle_format"]), ("created", d["created"]),
+            ("updated", d["updated"]),
+            ("versions", ", ".join(f"{k} {v}" for k, v in d["versions"].items() if v)),
+            ("git commit", d["git_commit"]), ("dataset fingerprint", d["dataset_fingerprint"]),
+            ("hardware", ", ".join(f"{k} {v}" for k, v in hw.items() if v not in (None, [], ""))),
+            ("best epoch", d["best_epoch"]),
+        ]
+        for split, m in d["metrics"].items():
+            rows.append((f"{split} metrics", ", ".join(f"{k} {fmt(v)}" for k, v in m.items())))
+        ck = d["checksums"]
+        if ck["status"] == "ok":
+            status = f"[green]ok[/] ({ck['files']} files match manifest.json)"
+        elif ck["status"] == "failed":
+            status = "[red]FAILED[/]: " + ", ".join(f"{f} {s}" for f, s in ck["problems"].items())
+        else:
+            status = f"[red]cannot verify[/]: {ck.get('error')}"
+        rows.append(("checksums", status))
+        for key, value in rows:
+            table.add_row(key, fmt(value) if not isinstance(value, str) else value)
+        console.print(table)
+    if d["checksums"]["status"] != "ok":
+        raise typer.Exit(2)
