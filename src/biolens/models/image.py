@@ -69,6 +69,13 @@ class ImageClassifier(ClassifierHead, nn.Module):
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.head.parameters())
 
+    def cam_layer(self) -> nn.Module:
+        """The last conv stage, as read by Grad-CAM; a trailing pool is skipped (it only coarsens the map)."""
+        stage = self.get_submodule(self.stages[-1])
+        if isinstance(stage, nn.Sequential) and len(stage) > 1 and isinstance(stage[-1], (nn.MaxPool2d, nn.AvgPool2d)):
+            return stage[-2]
+        return stage
+
     backbone_lr_scale: float = 1.0  # set by the image task; not part of config (a training choice)
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:

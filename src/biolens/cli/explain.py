@@ -1,0 +1,62 @@
+"""``biolens explain RUN INPUT… --method … --out DIR``: why the model predicted what it did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from biolens.cli._common import console, handle_errors, setup_logging
+
+METHODS = ("attention", "ism", "ig", "inputxgrad", "saliency", "gradcam", "occlusion")
+
+
+@handle_errors
+def explain(
+    run: Path = typer.Argument(..., help="run folder from `biolens train`"),
+    inputs: list[str] = typer.Argument(..., help="sequence runs: FASTA/CSV/TSV files (.gz ok) or raw sequences; "
+                                       "image runs: image files or folders"),
+    method: str = typer.Option(..., "--method", "-m", help="attention, ism, ig, inputxgrad, saliency (sequences); "
+                               "gradcam, saliency, occlusion (images)"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for PNGs, TSV/BED tables and .npy arrays"),
+    target_class: str = typer.Option(None, "--class", help="class to explain (default: the predicted one)"),
+    motifs: list[str] = typer.Option(None, "--motifs", help="extra motifs: IUPAC string, NAME=IUPAC, or a MEME/JASPAR "
+                                     "file (repeatable); TATA, CAAT and GC boxes are always scanned"),
+    top: int = typer.Option(5, "--top", help="pictures for the first N inputs"),
+    window: int = typer.Option(10, help="width of each sequence's top attribution window"),
+    threshold: str = typer.Option("mean+std", help="region threshold: mean+std or percentile:Q"),
+    flank: int = typer.Option(0, help="widen each region by this many positions per side"),
+    baseline: str = typer.Option("uniform", help="integrated-gradients baseline: uniform or zero"),
+    filters: bool = typer.Option(False, "--filters", help="also export first-layer filters as PWMs (filters.meme)"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="only warnings"),
+) -> None:
+    """Explain predictions: attention regions, ISM, integrated gradients, saliency, motifs; Grad-CAM for images."""
+    from biolens.deploy.predictor import Predictor
+    from biolens.errors import ConfigError
+
+    setup_logging(quiet)
+    if method not in METHODS:
+        raise ConfigError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
+    predictor = Predictor.load(run, device=device)
+    if predictor.contract.task == "image":
+        from biolens.interpret.images import explain_images
+        from biolens.interpret.sequences import IMAGE_METHODS
+
+        if method not in IMAGE_METHODS:
+            raise ConfigError(f"--method {method!r} is not valid for image runs; choose one of "
+                              f"{', '.join(IMAGE_METHODS)}")
+        rows = explain_images(predictor, list(inputs), method, out, target_class=target_class)
+        console.print(f"explained {len(rows)} images with {method}; results in {out}")
+        return
+    from biolens.interpret.sequences import explain_sequences
+
+    summary = explain_sequences(predictor, list(inputs), method, out, target_class=target_class, motifs=motifs or [],
+                                top=top, window=window, threshold=threshold, flank=flank, baseline=baseline,
+                                filters=filters)
+    console.print(f"explained {summary['n']} sequences with {method}: {summary['regions']} regions, "
+                  f"{summary['motif_hits']} motif hits; results in {out}")
+    for row in summary["enrichment"]:
+        mark = "significant" if row["significant"] else "not significant"
+        console.print(f"  {row['motif']}: {row['inside']}/{row['hits']} hits in regions (expected "
+                      f"{row['expected']:.1f}), p={row['p_value']:.2g} ({mark})", highlight=False)
