@@ -9,10 +9,16 @@ import sys
 import typer
 
 from biolens.cli.catalog import datasets, models
+from biolens.cli.doctor import advise, doctor_app
+from biolens.cli.bench import bench
 from biolens.cli.evaluate import evaluate
+from biolens.cli.export import export
+from biolens.cli.info import info
+from biolens.cli.explain import explain
 from biolens.cli.lr_find import lr_find
 from biolens.cli.predict import predict
 from biolens.cli.report import compare, report
+from biolens.cli.serve import serve
 from biolens.cli.train import train
 
 app = typer.Typer(
@@ -26,10 +32,17 @@ app.command()(train)
 app.command("lr-find")(lr_find)
 app.command()(evaluate)
 app.command()(predict)
+app.command()(info)
+app.command()(export)
+app.command()(bench)
+app.command()(explain)
 app.command()(report)
 app.command()(compare)
 app.command()(datasets)
 app.command()(models)
+app.add_typer(doctor_app, name="doctor")
+app.command()(advise)
+app.command()(serve)
 
 
 def run() -> None:

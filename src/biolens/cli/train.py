@@ -44,7 +44,7 @@ def train(
     class_weights: str = typer.Option(None, help="loss weights from train counts: none, inverse or effective"),
     sampler: str = typer.Option(None, help="shuffle (default) or weighted (classes drawn equally often)"),
     monitor: str = typer.Option(None, help="metric for plateau/early stopping/best checkpoint, e.g. val_loss, val_acc"),
-    precision: str = typer.Option(None, help="fp32 (default), bf16 or fp16 (with GradScaler)"),
+    precision: str = typer.Option(None, help="auto (default: bf16 autocast for image models on CUDA, else fp32), fp32, bf16 or fp16 (with GradScaler)"),
     accumulate: int = typer.Option(None, help="gradient accumulation: micro-batches per optimizer step"),
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model"),
     deterministic: bool = typer.Option(None, "--deterministic/--no-deterministic", help="deterministic algorithms (exact repeats)"),
@@ -56,6 +56,7 @@ def train(
     pretrained: str = typer.Option(None, help="images: start from torchvision weights: imagenet"),
     weights: str = typer.Option(None, help="images: start from a local state dict (.safetensors/.pt) or a biolens run folder"),
     freeze_until: str = typer.Option(None, help="images: freeze backbone stages before this one (e.g. layer3; all = head only)"),
+    force: bool = typer.Option(False, "--force", help="train even if a pre-training check fails (see checklist.json)"),
 ) -> None:
     """Train a classifier and write a run folder (weights, contract, history, metrics)."""
     from biolens.config import _merge, load_config, parse_set
@@ -93,7 +94,7 @@ def train(
 
             raise ConfigError(f"--resume {resume}: not a run folder (no config.yaml); give the --out folder of a run")
     cfg = load_config(config, overrides)
-    result = train_api(cfg, progress=not quiet, overwrite=overwrite, resume=resume)
+    result = train_api(cfg, progress=not quiet, overwrite=overwrite, resume=resume, force=force)
     if rank != 0:
         return
     print_metrics(result.metrics["test"], title=f"test split, best epoch {result.metrics['best_epoch']}")

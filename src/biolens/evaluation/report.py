@@ -109,6 +109,9 @@ def build_report(run: str | Path, *, n_resamples: int = 1000) -> tuple[Path, Pat
     summary = _summary_lines(test, contract, fit)
     md = _markdown(run_dir, summary, head, data_report, config, figures, mistakes)
     page = _html(run_dir, summary, head, data_report, config, figures, mistakes)
+    from biolens.doctor.run import report_sections  # the doctor's findings on this run, before the Data section
+
+    md, page = report_sections(run_dir, md, page)
     (run_dir / "report.md").write_text(md)
     (run_dir / "report.html").write_text(page)
     refresh_manifest(run_dir)

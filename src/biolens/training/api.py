@@ -22,6 +22,7 @@ from biolens.evaluation.metrics import classification_metrics, decide
 from biolens.models.inference import predict_logits, softmax
 from biolens.training import distributed
 from biolens.training.build import build_trainer, configure_batches, preflight, shard, write_summary
+from biolens.training.checklist import pretraining_checklist, save_checklist
 from biolens.training.setup import make_run_dir, resolve_device, seed_everything
 from biolens.training.state import load_checkpoint
 from biolens.training.tasks import Task, make_task
@@ -70,6 +71,7 @@ def train(
     overwrite: bool = False,
     callbacks: list[Callback] | None = None,
     resume: str | Path | None = None,
+    force: bool = False,
 ) -> TrainResult:
     """Train a sequence classifier and write a complete run folder (config.out).
 
@@ -77,6 +79,8 @@ def train(
     leaves no run folder behind. ``resume=RUN`` continues RUN from ``checkpoints/last.pt`` exactly (model,
     optimizer, scheduler, scaler, RNG states, sampler position, history); ``config`` defaults to RUN's own and
     may change only the train section (e.g. more epochs). Under ``torchrun`` every process calls this.
+    The pre-training checklist (guide 7.4) runs before any folder is written; a failed check raises unless
+    ``force``; its results go to ``checklist.json``.
     """
     if resume is not None:
         resume = Path(resume)
@@ -100,6 +104,7 @@ def train(
     contract = task.contract()
     state = _resume_state(resume, cfg, device) if resume is not None else None
     preflight(cfg, model, task.size("train"), task.labels("train"), len(contract.class_names), dist)
+    checklist = pretraining_checklist(cfg, task, model, force=force)
     if cfg.train.sampler == "weighted" or dist.world_size > 1:  # can this task's batches do it? ask before any folder
         configure_batches(task.batches("train", train=True, device=torch.device("cpu")), cfg.train,
                           task.labels("train"), dist)
@@ -111,6 +116,8 @@ def train(
     file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("biolens").addHandler(file_log)
     try:
+        if dist.is_main:
+            save_checklist(checklist, run_dir, force)
         return _train_into(cfg, task, model, contract, run_dir, device, progress,
                            (callbacks or []) + task.callbacks(model), dist, state)
     finally:

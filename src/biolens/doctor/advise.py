@@ -1,0 +1,200 @@
+"""``biolens advise``: the guide's architecture decision tree (4.1) made executable, mapped to registered models.
+
+From data type, training-set size, sequence length or image size and class balance it picks a model, the
+regularization strength and the imbalance handling, explains why, and writes the exact ``biolens train`` command.
+Every recommended model and option is checked here (the model is built, the train options validated), so the
+command runs as printed.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from biolens.config import TrainConfig
+from biolens.errors import ConfigError
+from biolens.models import create_model, list_models
+
+SMALL, LARGE = 1_000, 100_000  # guide 4.1: little < 1k, medium 1k-100k, large > 100k
+SHORT, MEDIUM, LONG = 100, 1_000, 10_000  # sequence lengths of the decision tree
+
+
+@dataclass
+class Advice:
+    kind: str
+    measured: dict[str, Any]
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)  # train flags other than --data/--model/--out/--set model.params
+    train_set: dict[str, Any] = field(default_factory=dict)  # --set train.X=V
+    why: list[str] = field(default_factory=list)
+    alternatives: list[str] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def command_line(self) -> str:
+        return shlex.join(self.command)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "command_line": self.command_line}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def advise(kind: str, n: int, *, length: int | None = None, image_size: int | None = None, classes: int = 2,
+           imbalance: float = 1.0, data: list[str] | str | None = None, data_flags: list[str] | None = None,
+           out: str = "runs/advised", alphabet: str = "dna") -> Advice:
+    """Recommend a model, regularization and imbalance handling, with the ``biolens train`` command.
+
+    Args:
+        kind: ``sequence`` or ``image``.
+        n: training examples.
+        length: median sequence length (sequences).
+        image_size: native image side in pixels (images).
+        classes: number of classes; imbalance: largest / smallest train class.
+        data: the ``--data`` value(s) for the command (default a placeholder ``DATA``).
+        data_flags: extra data flags to repeat in the command (e.g. ``["--seq-col", "seq"]``).
+    """
+    if kind not in ("sequence", "image"):
+        raise ConfigError(f"--kind {kind!r}: expected sequence or image")
+    if n < 1 or classes < 2 or imbalance < 1:
+        raise ConfigError(f"need --n ≥ 1, --classes ≥ 2 and --imbalance ≥ 1 (largest/smallest class); got n={n}, "
+                          f"classes={classes}, imbalance={imbalance}")
+    measured = {"kind": kind, "n": n, "classes": classes, "imbalance": imbalance}
+    if kind == "sequence":
+        if not length or length < 1:
+            raise ConfigError("sequence advice needs the length: --length L (median sequence length) or --data FILE")
+        measured["length"] = length
+        a = _sequence(n, length, measured)
+    else:
+        if not image_size or image_size < 1:
+            raise ConfigError("image advice needs the native image size: --image-size PX or --data FOLDER")
+        measured["image_size"] = image_size
+        a = _image(n, image_size, measured)
+    _regularize(a, n)
+    _imbalance(a, imbalance)
+    _validate(a, classes, alphabet)
+    datas = [data] if isinstance(data, str) else list(data or ["DATA"])
+    cmd = ["biolens", "train"] + [x for d in datas for x in ("--data", d)] + list(data_flags or [])
+    cmd += ["--model", a.model, *a.flags]
+    cmd += [x for k, v in a.train_set.items() for x in ("--set", f"train.{k}={_fmt(v)}")]
+    cmd += [x for k, v in a.params.items() for x in ("--set", f"model.params.{k}={_fmt(v)}")]
+    a.command = cmd + ["--out", out]
+    return a
+
+
+def _sequence(n: int, length: int, measured: dict[str, Any]) -> Advice:
+    known = list_models("sequence")
+    if length < SHORT:
+        a = Advice("sequence", measured, "dilated_resnet")
+        a.why.append(f"median length {length} < {SHORT}: the guide's short-sequence branch → a 1D CNN. dilated_resnet "
+                     "is biolens's 1D CNN default (best of the registered models on bundled splice, length 60)")
+        a.alternatives.append("motif_cnn: the guide's plain multi-kernel motif CNN (4.4)")
+    elif length <= MEDIUM:
+        if n < SMALL:
+            a = Advice("sequence", measured, "dilated_resnet")
+            a.why.append(f"median length {length} is the guide's medium branch (CNN + RNN), but with {n} sequences "
+                         "cnn_bilstm_attention (~4.5M parameters) would overfit: a small dilated CNN instead")
+            a.alternatives.append("cnn_bilstm_attention once you have more than 1,000 sequences")
+        else:
+            a = Advice("sequence", measured, "cnn_bilstm_attention")
+            a.why.append(f"median length {length} in {SHORT}-{MEDIUM}: the guide's CNN + RNN/LSTM branch → "
+                         "cnn_bilstm_attention (motif convolutions, a BiLSTM over the whole sequence, attention weights "
+                         "you can inspect)")
+            a.alternatives.append("dilated_resnet: several times faster on CPU, no recurrence")
+    else:
+        a = Advice("sequence", measured, "dilated_resnet",
+                   params={"blocks": 7, "dilations": [1, 2, 4, 8, 16, 32, 64], "downsample": length > 2 * MEDIUM})
+        missing = "no transformer is registered in biolens (sequence models: " + ", ".join(known) + ")"
+        a.why.append(f"median length {length} > {MEDIUM}: the guide's long branch → transformer or dilated CNN; "
+                     f"{missing}, so a dilated CNN with dilations up to 64")
+        if length > LONG:
+            a.why.append(f"above {LONG}: the guide points to specialized architectures; consider cropping windows "
+                         "around the region of interest (--max-len) first")
+    if a.model == "dilated_resnet":
+        rf = _rf(a, min(length, 4096))
+        a.why.append(f"its convolutions see {rf} bases at once (receptive field measured on the layers); global "
+                     "pooling combines them over the whole sequence")
+    return a
+
+
+def _rf(a: Advice, length: int) -> int:
+    from biolens.doctor.model import receptive_field
+
+    model = create_model(a.model, vocab_size=6, num_classes=2, **a.params).eval()
+    return receptive_field(model, torch.randint(1, 5, (2, max(length, 16))))[0]
+
+
+def _image(n: int, side: int, measured: dict[str, Any]) -> Advice:
+    small_px = side < 64
+    if n < SMALL:
+        a = Advice("image", measured, "resnet18", flags=["--pretrained", "imagenet", "--freeze-until", "all",
+                                                        "--image-size", str(64 if small_px else 224)])
+        a.why.append(f"{n} images < {SMALL}: the guide's small-data branch → transfer learning; with under 1,000 "
+                     "images freeze the backbone and train the classifier only (guide 4.5)")
+        a.alternatives.append("offline: --weights PATH (a state dict or a biolens run) instead of --pretrained imagenet")
+        if small_px:
+            a.why.append(f"native {side} px is far below ImageNet's 224: upsampled to 64 px to keep training cheap")
+    elif n < LARGE:
+        stem = "small" if small_px else "imagenet"
+        a = Advice("image", measured, "resnet", params={"stem": stem},
+                   flags=["--image-size", str(min(side, 224))])
+        a.why.append(f"{n:,} images: the guide's medium branch → a custom CNN trained from scratch (resnet, "
+                     f"{'small stem keeps detail in ' + str(side) + ' px images' if small_px else 'ImageNet-style stem'})")
+        a.alternatives.append("fine-tune resnet18 --pretrained imagenet --freeze-until layer3 (guide 4.5: 1k-10k "
+                              "images, freeze the early layers)")
+    else:
+        a = Advice("image", measured, "resnet50", flags=["--pretrained", "imagenet", "--image-size", "224"])
+        a.why.append(f"{n:,} images > {LARGE:,}: the guide's large branch → fine-tune the entire network (or train "
+                     "from scratch: resnet)")
+        a.alternatives.append("resnet from scratch (--model resnet)")
+    return a
+
+
+def _regularize(a: Advice, n: int) -> None:
+    if n < SMALL:
+        a.train_set["weight_decay"] = 0.05
+        a.params.setdefault("dropout", 0.5)
+        if a.kind == "sequence":
+            a.train_set["early_stopping_patience"] = 5
+        a.why.append(f"regularization: strong ({n} examples < {SMALL}): weight decay 0.05, dropout 0.5, early stopping")
+    elif n >= LARGE:
+        a.train_set["weight_decay"] = 0.005
+        a.why.append(f"regularization: light ({n:,} examples): weight decay 0.005, the model's default dropout")
+    else:
+        a.why.append("regularization: the defaults (weight decay 0.01, label smoothing 0.1, early stopping "
+                     "patience 5) suit a medium data set")
+
+
+def _imbalance(a: Advice, ratio: float) -> None:
+    if ratio > 10:
+        a.flags += ["--loss", "focal", "--class-weights", "effective"]
+        a.why.append(f"imbalance {ratio:.1f}: severe → focal loss with effective-number class weights (guide 3.2); "
+                     "--sampler weighted is the alternative")
+    elif ratio > 3:
+        a.flags += ["--class-weights", "inverse"]
+        a.why.append(f"imbalance {ratio:.1f} > 3 → weighted loss (guide 3.2); judge by balanced accuracy and AUC")
+    else:
+        a.why.append(f"imbalance {ratio:.1f} ≤ 3: no reweighting needed")
+
+
+def _validate(a: Advice, classes: int, alphabet: str) -> None:
+    """Build the model and validate the train options, so the printed command is valid."""
+    from biolens.data.alphabets import get_alphabet
+
+    if a.kind == "sequence":
+        create_model(a.model, vocab_size=get_alphabet(alphabet).vocab_size, num_classes=classes, **a.params)
+    else:
+        create_model(a.model, in_channels=3 if "--pretrained" in a.flags else 1, num_classes=classes, **a.params)
+    pairs = {a.flags[i].lstrip("-").replace("-", "_"): a.flags[i + 1] for i in range(0, len(a.flags) - 1)
+             if a.flags[i].startswith("--") and a.flags[i] in ("--loss", "--class-weights", "--sampler")}
+    TrainConfig(**a.train_set, **pairs)
