@@ -7,7 +7,6 @@ sequence lengths and truncation, alphabet surprises, image size/channel/mode dis
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
 from collections import Counter
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from biolens.config import RunConfig
-from biolens.data.splits import SPLITS, find_leakage
+from biolens.data.splits import SPLITS
 from biolens.findings import Finding, Report
 from biolens.training.tasks import Task, make_task
 
@@ -142,24 +141,8 @@ def _missing_classes(task: Task, names: list[str], report: Report) -> None:
                        "--val/--test files and it stratifies by class)", {"missing": bad}))
 
 
-def _image_keys(task: Task) -> tuple[np.ndarray, np.ndarray]:
-    keys, split = [], []
-    for s in SPLITS:
-        part = task.data.splits[s]
-        for start in range(0, len(part), 1024):
-            block = part.read(np.arange(start, min(start + 1024, len(part))))
-            keys += [hashlib.blake2b(img.tobytes(), digest_size=8).hexdigest() for img in block]
-        split += [s] * len(part)
-    return np.unique(np.array(keys), return_inverse=True)[1], np.array(split)
-
-
 def _leakage(task: Task, report: Report) -> None:
-    if task.kind == "sequence":
-        leak = task.report()["leakage"]
-    else:
-        keys, split = _image_keys(task)
-        leak = find_leakage(keys, keys, split, check_rc=False)
-        leak.pop("_mask")
+    leak = task.leakage()
     across = {k: sum(v.values()) for k, v in leak.items() if k != "within_split_duplicates"}
     within = leak.get("within_split_duplicates", {})
     removed = task.report().get("dedup_removed", 0)  # --dedup dropped the leaked rows after counting them

@@ -58,15 +58,7 @@ def save_checklist(report: Report, run_dir: Path, forced: bool) -> None:
 
 
 def _splits(task: Task, report: Report) -> None:
-    if task.kind == "sequence":
-        leak = task.report()["leakage"]
-    else:
-        from biolens.data.splits import find_leakage
-        from biolens.doctor.data import _image_keys
-
-        keys, split = _image_keys(task)
-        leak = find_leakage(keys, keys, split, check_rc=False)
-        leak.pop("_mask")
+    leak = task.leakage()
     leaked = {k.split("_in_")[0]: sum(v.values()) for k, v in leak.items() if "_in_" in k}
     if task.report().get("dedup_removed"):  # counted before --dedup dropped them
         leaked = {}

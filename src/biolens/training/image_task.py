@@ -19,6 +19,7 @@ from biolens.contract import InputContract
 from biolens.data.images.dataset import ImageBatches
 from biolens.data.images.prepare import PreparedImages, prepare_images
 from biolens.data.images.transforms import PRESETS, BatchAugment
+from biolens.data.splits import find_leakage
 from biolens.errors import ConfigError, ModelError
 from biolens.models import create_model, list_models, model_info
 from biolens.models.image import ImageClassifier
@@ -63,6 +64,7 @@ class ImageTask(Task):
 
     def __init__(self, cfg: RunConfig):
         super().__init__(with_image_model(cfg))
+        self._leakage: dict[str, Any] | None = None
 
     def _spec(self):  # noqa: ANN202
         spec = model_info(self.cfg.model.name)
@@ -143,6 +145,22 @@ class ImageTask(Task):
 
     def dropped(self) -> list[dict[str, str]]:
         return self.data.filtered
+
+    def leakage(self) -> dict[str, Any]:
+        """Pixel-identical images across and within splits (a hash of every stored image; computed once)."""
+        if self._leakage is None:
+            keys, split = [], []
+            for name in SPLITS:
+                part = self.data.splits[name]
+                for start in range(0, len(part), 1024):
+                    block = part.read(np.arange(start, min(start + 1024, len(part))))
+                    keys += [hashlib.blake2b(img.tobytes(), digest_size=8).hexdigest() for img in block]
+                split += [name] * len(part)
+            codes = np.unique(np.array(keys), return_inverse=True)[1]
+            leak = find_leakage(codes, codes, np.array(split), check_rc=False)
+            leak.pop("_mask")
+            self._leakage = leak
+        return self._leakage
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()

@@ -72,6 +72,10 @@ class Task:
     def fingerprint(self) -> str:
         raise NotImplementedError
 
+    def leakage(self) -> dict[str, Any]:
+        """Duplicates across and within splits: ``data.splits.find_leakage``'s report (counts, no mask)."""
+        raise NotImplementedError
+
     def preview(self, split: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Human-readable view of some examples, by id: ``{"sequence": str}`` or ``{"image": uint8 (H, W[, C])}``."""
         return {}
@@ -138,6 +142,9 @@ class SequenceTask(Task):
 
     def dropped(self) -> list[dict[str, str]]:
         return self.data.filtered
+
+    def leakage(self) -> dict[str, Any]:
+        return self.data.report["leakage"]  # counted by prepare_sequences (exact and reverse-complement duplicates)
 
     def preview(self, split: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         from biolens.data.encoding import decode
