@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -71,6 +72,37 @@ def test_row_reader_reads_sorted_and_unsorted_rows_and_column_prefixes(tmp_path)
             assert np.array_equal(reader.take(rows, width), want)
     with pytest.raises(IndexError, match="out of range"):
         reader.take(np.array([240]))
+
+
+def test_row_reader_completes_short_reads_and_reports_truncation(tmp_path, monkeypatch):
+    seqs, labels = _data()
+    store = open_or_build([Source(write_fasta(tmp_path / "d.fa", seqs, labels))], cache_dir=tmp_path / "c")
+    x = np.asarray(store.x).copy()
+    real = os.preadv
+    monkeypatch.setattr(os, "preadv", lambda fd, bufs, off: real(fd, [bufs[0][:7]], off))  # 7 bytes per call
+    reader = RowReader(store.x)
+    assert np.array_equal(reader.take(np.arange(240)), x) and np.array_equal(reader.take(np.array([3, 9]), 5), x[[3, 9], :5])
+    monkeypatch.setattr(os, "preadv", lambda fd, bufs, off: 0)  # end of file: the store was cut short
+    with pytest.raises(DataError, match=r"\.u8: sequence store is truncated \(row 0\); delete it to rebuild"):
+        reader.take(np.array([0]))
+
+
+def test_damaged_cache_entry_is_rebuilt_not_reused(tmp_path, caplog):
+    seqs, labels = _data()
+    fa = write_fasta(tmp_path / "d.fa", seqs, labels)
+    store = open_or_build([Source(fa)], cache_dir=tmp_path / "c")
+    want = np.asarray(store.x).copy()
+    data, meta, arrays = (store.path.with_suffix(ext) for ext in (".u8", ".json", ".npz"))
+    for damage in (lambda: data.write_bytes(data.read_bytes()[:-40]),  # cut short
+                   lambda: meta.write_text("{"),  # half-written meta
+                   lambda: arrays.write_bytes(b"PK\x03\x04 not a zip")):
+        del store
+        damage()
+        with caplog.at_level("WARNING", logger="biolens"):
+            store = open_or_build([Source(fa)], cache_dir=tmp_path / "c")
+        assert not store.from_cache and np.array_equal(store.x, want) and "rebuilding it" in caplog.text
+        assert open_or_build([Source(fa)], cache_dir=tmp_path / "c").from_cache
+        caplog.clear()
 
 
 def test_errors_name_file_and_line(tmp_path):
@@ -191,6 +223,34 @@ def test_mmap_batches_equal_in_memory_batches(tmp_path, aug, device):
     # a streamed split of in-RAM data (resident=False) gives the same batches too
     _, ram_streamed = _batches(mem, with_gc=True, resident=False, device=device, **aug)
     assert all(torch.equal(r["x"], g["x"]) for r, g in zip(ref, ram_streamed))
+
+
+def test_streamed_read_ahead_thread_ends_with_iteration_and_passes_errors_on(tmp_path):
+    seqs, labels = _data()
+    store = open_or_build([Source(write_fasta(tmp_path / "d.fa", seqs, labels))], cache_dir=tmp_path / "c")
+    mm = SequenceData(store.ids, store.x, store.lengths, store.labels, DNA, rows=np.arange(len(store)))
+    b = SequenceBatches(mm, 16)
+    threads = lambda: [t for t in threading.enumerate() if t.name.startswith("biolens-rows")]  # noqa: E731
+    it = iter(b)
+    next(it)
+    assert threads()  # the next batch is being read ahead
+    it.close()  # the caller stops early
+    assert not threads()
+    assert len(list(b)) == len(b) and not threads()
+    real, calls = b.reader.take, []
+
+    def failing(rows, width=None, out=None):
+        calls.append(len(rows))
+        if len(calls) == 3:  # in the read-ahead thread
+            raise DataError("d.u8: sequence store is truncated (row 40); delete it to rebuild")
+        return real(rows, width, out=out)
+
+    b.reader.take = failing
+    got = []
+    with pytest.raises(DataError, match="truncated"):
+        for batch in b:
+            got.append(batch)
+    assert len(got) == 2 and not threads()
 
 
 @pytest.mark.slow

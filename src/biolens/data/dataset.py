@@ -164,12 +164,8 @@ class SequenceBatches:
             cpu_idx = shard(order[start : start + self.batch_size], self.rank, self.num_replicas)
             yield cpu_idx, int(self.lengths_cpu[cpu_idx].max())  # on the host: no device sync per batch
 
-    def _rows(self, plan: list[tuple[torch.Tensor, int]]) -> Iterator[torch.Tensor]:
-        """``(B, width)`` uint8 rows of each planned batch on the device, in batch order."""
-        if self.resident:
-            for cpu_idx, width in plan:
-                yield self.x[cpu_idx.to(self.device, non_blocking=True), :width]
-            return
+    def _streamed(self, plan: list[tuple[torch.Tensor, int]]) -> Iterator[torch.Tensor]:
+        """``(B, width)`` uint8 rows of each planned batch on the device, in batch order, read one batch ahead."""
         with ThreadPoolExecutor(1, thread_name_prefix="biolens-rows") as pool:
             ahead: Future | None = None
             for k in range(len(plan)):
@@ -189,18 +185,24 @@ class SequenceBatches:
             dev_gen = torch.Generator(device=self.device).manual_seed(
                 int(torch.randint(0, 2**62, (1,), generator=gen)) + self.rank)
         plan = list(self._plan(order))
-        for (cpu_idx, _), x in zip(plan, self._rows(plan)):
-            idx = cpu_idx.to(self.device, non_blocking=True)
-            lengths = self.lengths[idx]
-            if self.rc:
-                x = random_reverse_complement(x, lengths, self.table, 0.5, dev_gen)
-            if self.sub_rate > 0:
-                x = substitute(x, self.sub_rate, len(self.data.alphabet.symbols), dev_gen)
-            if self.shift > 0:
-                x, lengths = random_shift(x, lengths, self.shift, dev_gen)
-            batch = {"x": x, "lengths": lengths, "index": idx}
-            if self.y is not None:
-                batch["y"] = self.y[idx]
-            if self.with_gc:
-                batch["gc"] = gc_content(x, self.data.alphabet)
-            yield batch
+        streamed = None if self.resident else self._streamed(plan)
+        try:
+            for cpu_idx, width in plan:
+                idx = cpu_idx.to(self.device, non_blocking=True)
+                x = self.x[idx, :width] if streamed is None else next(streamed)
+                lengths = self.lengths[idx]
+                if self.rc:
+                    x = random_reverse_complement(x, lengths, self.table, 0.5, dev_gen)
+                if self.sub_rate > 0:
+                    x = substitute(x, self.sub_rate, len(self.data.alphabet.symbols), dev_gen)
+                if self.shift > 0:
+                    x, lengths = random_shift(x, lengths, self.shift, dev_gen)
+                batch = {"x": x, "lengths": lengths, "index": idx}
+                if self.y is not None:
+                    batch["y"] = self.y[idx]
+                if self.with_gc:
+                    batch["gc"] = gc_content(x, self.data.alphabet)
+                yield batch
+        finally:  # ends the read-ahead thread now, also when the caller stops early
+            if streamed is not None:
+                streamed.close()

@@ -206,17 +206,18 @@ def _prepare_stored(cfg: DataConfig, seed: int) -> PreparedData:
     return _finish(cfg, seed, x=store.x, rows=True, ids=store.ids, labels=labels, class_names=class_names,
                    split=split, raw_lengths=store.raw_lengths, lengths=store.lengths, reasons=reasons,
                    quality=quality, alphabet=alphabet, stranded=stranded, max_len=max_len,
-                   locate=store.locate_many, keys=keys, store_info=info)
+                   locate=store.locate_many, keys=keys, store_info=info, codes=store.labels.astype(np.int64))
 
 
 def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids: np.ndarray, labels: np.ndarray,
             class_names: list[str], split: np.ndarray | None, raw_lengths: np.ndarray, lengths: np.ndarray,
             reasons: np.ndarray, quality: Any, alphabet: Alphabet, stranded: bool, max_len: int,
             locate: Callable[[np.ndarray], list[str]], keys: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-            store_info: dict[str, Any] | None = None) -> PreparedData:
+            store_info: dict[str, Any] | None = None, codes: np.ndarray | None = None) -> PreparedData:
     """Quality report, split, leakage, dedup and the per-split data, shared by the in-memory and stored paths.
 
     ``rows`` true: ``x`` is the whole memory-mapped store and each split keeps its row numbers into it.
+    ``codes``: each record's index into ``class_names`` where already known (the store's label codes).
     """
     keep = reasons == ""
     dropped = np.flatnonzero(~keep)
@@ -248,8 +249,7 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
             stacklevel=3,
         )
 
-    y = np.array([class_names.index(v) for v in labels], dtype=np.int64) if not rows else \
-        np.searchsorted(np.asarray(class_names, dtype=object), labels).astype(np.int64)
+    y = np.array([class_names.index(v) for v in labels], dtype=np.int64) if codes is None else codes
     splits: dict[str, SequenceData] = {}
     for s in SPLITS:
         mask = keep & (split == s)

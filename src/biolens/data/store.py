@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import weakref
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,9 +131,12 @@ class RowReader:
         return out
 
     def _read(self, dest: np.ndarray, row: int, nbytes: int) -> None:
-        got = os.preadv(self.fd, [memoryview(dest).cast("B")[:nbytes]], self.offset + row * self.x.shape[1])
-        if got != nbytes:
-            raise DataError(f"{self.x.filename}: sequence store is truncated (row {row}); delete it to rebuild")
+        view, start, got = memoryview(dest).cast("B")[:nbytes], self.offset + row * self.x.shape[1], 0
+        while got < nbytes:  # a read may return fewer bytes than asked (Linux: at most ~2 GiB per call)
+            n = os.preadv(self.fd, [view[got:]], start + got)
+            if n <= 0:
+                raise DataError(f"{self.x.filename}: sequence store is truncated (row {row}); delete it to rebuild")
+            got += n
 
     def block(self, start: int, stop: int) -> np.ndarray:
         """Contiguous rows ``start:stop`` as an in-memory array."""
@@ -350,8 +354,13 @@ def open_or_build(sources: list[Source], *, alphabet: str = "auto", max_len: int
     key = store_key(sources, alphabet, max_len)
     meta_file, data_file, arrays_file = (cache_dir / f"{key}.{ext}" for ext in ("json", "u8", "npz"))
     if meta_file.is_file() and data_file.is_file() and arrays_file.is_file():
-        log.info("sequence store hit: %s", data_file)
-        return _open(meta_file, data_file, arrays_file, from_cache=True)
+        try:
+            store = _open(meta_file, data_file, arrays_file, from_cache=True)
+        except DataError as e:  # a damaged entry is never reused: rebuild it
+            log.warning("%s; rebuilding it", e)
+        else:
+            log.info("sequence store hit: %s", data_file)
+            return store
     cache_dir.mkdir(parents=True, exist_ok=True)
     width = _resolve_width(sources, max_len)
     rows_per_chunk = int(np.clip(CHUNK_BYTES // width, 16, 8192))
@@ -426,14 +435,29 @@ def open_or_build(sources: list[Source], *, alphabet: str = "auto", max_len: int
 
 
 def _open(meta_file: Path, data_file: Path, arrays_file: Path, from_cache: bool) -> SequenceStore:
-    meta = json.loads(meta_file.read_text())
-    if meta.get("version") != STORE_VERSION:
-        raise DataError(f"{meta_file}: sequence store version {meta.get('version')} (expected {STORE_VERSION}); "
+    """The entry's arrays; DataError (naming the file) when any part is damaged or does not match the others."""
+    try:
+        meta = json.loads(meta_file.read_text())
+        version, shape = meta.get("version"), tuple(int(v) for v in meta["shape"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise DataError(f"{meta_file}: unreadable sequence store meta file ({e}); delete it to rebuild") from None
+    if version != STORE_VERSION:
+        raise DataError(f"{meta_file}: sequence store version {version} (expected {STORE_VERSION}); "
                         "delete the file to rebuild the store")
-    shape = tuple(meta["shape"])
+    if len(shape) != 2 or data_file.stat().st_size != shape[0] * shape[1]:
+        raise DataError(f"{data_file}: sequence store holds {data_file.stat().st_size} bytes, not the "
+                        f"{' × '.join(map(str, shape))} its meta file names; delete it to rebuild")
+    try:
+        with np.load(arrays_file, allow_pickle=False) as z:
+            a = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DataError(f"{arrays_file}: unreadable sequence store arrays ({e}); delete it to rebuild") from None
+    names = ("lengths", "raw_lengths", "exact", "canonical", "labels", "ids")
+    bad = next((k for k in (*names, "splits") if (k in names or k in a) and len(a.get(k, ())) != shape[0]), None)
+    if bad is not None:
+        raise DataError(f"{arrays_file}: sequence store array {bad!r} does not hold {shape[0]} records; "
+                        "delete it to rebuild")
     x = np.memmap(data_file, dtype=np.uint8, mode="r", shape=shape)
-    with np.load(arrays_file, allow_pickle=False) as z:
-        a = {k: z[k] for k in z.files}
     return SequenceStore(
         x=x, lengths=a["lengths"], raw_lengths=a["raw_lengths"], exact=a["exact"], canonical=a["canonical"],
         labels=a["labels"], label_names=list(meta["label_names"]), splits=a.get("splits"), ids=a["ids"],
