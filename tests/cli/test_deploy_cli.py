@@ -136,3 +136,10 @@ def test_predict_streams_in_constant_memory(trained_run, tmp_path):
     assert sum(1 for _ in open(tmp_path / "b.csv")) == 4001
     assert rss_4n - rss_n < 30, (rss_n, rss_4n)  # streaming: no growth with N
     assert rss_whole - rss_4n > 100, (rss_4n, rss_whole)  # a non-streaming read of the same file would exceed it
+
+
+def test_info_on_a_corrupted_contract_is_one_line(run_copy):
+    (run_copy / "contract.json").write_text('{"task": "sequ')
+    r = invoke("info", run_copy)
+    assert r.exit_code == 2 and "contract.json: not valid JSON" in " ".join(r.output.split())
+    assert "Traceback" not in r.output

@@ -144,3 +144,39 @@ def test_describe_run(run_copy):
     (run_copy / "metrics.json").write_text("{}")
     assert describe_run(run_copy)["checksums"] == {"status": "failed", "files": d["checksums"]["files"],
                                                    "problems": {"metrics.json": "changed"}}
+
+
+def test_refresh_of_a_pre_format_manifest_keeps_its_provenance(run_copy):
+    """A manifest from before bundle_format/hardware: a refresh must not claim the refreshing machine made it."""
+    old = json.loads((run_copy / "manifest.json").read_text())
+    for key in ("bundle_format", "hardware", "updated"):
+        old.pop(key, None)
+    (run_copy / "manifest.json").write_text(json.dumps(old))
+    verify_bundle(run_copy)  # an unversioned manifest still verifies
+    (run_copy / "notes.txt").write_text("hello")
+    after = refresh_manifest(run_copy)
+    assert "hardware" not in after and after["created"] == old["created"] and after["bundle_format"] == BUNDLE_FORMAT
+    assert after["files"]["notes.txt"] == sha256_file(run_copy / "notes.txt")
+    assert describe_run(run_copy)["hardware"] == {k: old.get(k) for k in ("platform", "cpu_count", "cuda")}
+
+
+def test_run_killed_mid_training_is_named_as_such(run_copy):
+    (run_copy / "manifest.json").unlink()  # training writes metrics.json and manifest.json only at its end
+    (run_copy / "metrics.json").unlink()
+    with pytest.raises(BundleError, match=r"manifest.json is missing, so the bundle cannot be verified: training of "
+                                          r".* did not finish \(no metrics.json\); resume it with `biolens train "
+                                          r"--resume"):
+        Predictor.load(run_copy)
+    assert describe_run(run_copy)["checksums"]["status"] == "unverifiable"
+
+
+def test_refresh_with_written_never_blesses_other_changes(run_copy):
+    (run_copy / "report.md").write_text("new report")  # what the caller wrote
+    after = refresh_manifest(run_copy, written=["report.md"])
+    assert after["files"]["report.md"] == sha256_file(run_copy / "report.md")
+    (run_copy / "report.md").write_text("newer report")
+    (run_copy / "metrics.json").write_text("{}")  # changed by someone else
+    before = (run_copy / "manifest.json").read_text()
+    with pytest.raises(BundleError, match=r"metrics.json is changed since manifest.json was written"):
+        refresh_manifest(run_copy, written=[run_copy / "report.md"])
+    assert (run_copy / "manifest.json").read_text() == before

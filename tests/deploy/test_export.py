@@ -152,6 +152,11 @@ def test_bad_options():
         export_model(model, example(model), "torchscript", quantize="int8")
 
 
+def test_export_run_checks_options_before_loading_anything(tmp_path):
+    with pytest.raises(ConfigError, match="unknown export format 'tflite'"):  # not "run folder not found"
+        export_run(tmp_path / "no_such_run", "tflite")
+
+
 def test_export_run_writes_file_parity_and_manifest(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -184,3 +189,14 @@ def test_export_run_without_reachable_data_uses_random_inputs(trained_run, tmp_p
     res = export_run(run, "torchscript", tmp_path / "m.pt")
     assert res.parity["parity_inputs"].startswith("random inputs (run data not readable")
     assert res.parity["passed"]
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "manifest.json", "config.yaml"])
+def test_export_run_never_overwrites_the_runs_own_files(trained_run, tmp_path, name):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match=f"--out .*{name} would overwrite a file the run needs"):
+        export_run(run, "torchscript", run / name)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    verify_bundle(run)

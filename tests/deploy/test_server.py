@@ -404,3 +404,43 @@ def test_serve_cli_errors(tmp_path):  # noqa: ANN001
     assert r.exit_code == 2 and "error:" in r.output and "nope" in r.output
     r = CliRunner().invoke(app, ["serve", str(tmp_path / "nope"), "--max-upload-mb", "0"])
     assert r.exit_code == 2 and "--max-upload-mb" in r.output
+
+
+def test_unexpected_forward_error_is_json_500_and_worker_survives(seq_run, monkeypatch):  # noqa: ANN001
+    predictor = Predictor.load(seq_run, device="cpu")
+    with client_for(create_app(predictor)) as c:
+        def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            raise RuntimeError("CUDA out of memory\nlong detail")
+
+        monkeypatch.setattr(predictor, "logits", fail)
+        assert_error(c.post("/v1/predict", json={"sequences": ["ACGT"]}), 500, "server",
+                     "forward pass failed (RuntimeError: CUDA out of memory)")
+        monkeypatch.undo()
+        assert c.post("/v1/predict", json={"sequences": ["ACGT"]}).status_code == 200
+
+
+def test_stop_answers_requests_held_by_the_worker():
+    """A request inside a forward pass (or being gathered) when the server stops gets a 503, never a hung future."""
+    import asyncio
+    import threading
+
+    from biolens.deploy.server import APIError, MicroBatcher
+
+    release = threading.Event()
+
+    class Slow(StubPredictor):
+        def logits(self, x, lengths, batch_size):  # noqa: ANN001, ANN201
+            release.wait(5)
+            return super().logits(x, lengths, batch_size)
+
+    async def main() -> list[BaseException | np.ndarray]:
+        b = MicroBatcher(Slow(), max_batch=1, max_wait_ms=0)  # type: ignore[arg-type]
+        await b.start()
+        tasks = [asyncio.create_task(b.submit(np.ones((1, 1), np.uint8), None)) for _ in range(2)]
+        await asyncio.sleep(0.2)  # the first is in its forward pass, the second carried or queued
+        await asyncio.wait_for(b.stop(), 5)
+        release.set()
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+
+    out = asyncio.run(main())
+    assert len(out) == 2 and all(isinstance(r, APIError) and r.status == 503 for r in out), out

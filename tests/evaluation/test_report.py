@@ -113,3 +113,16 @@ def test_report_compare_evaluate_bad_input(run_copy, tmp_path, args, expected):
     r = runner.invoke(app, argv)
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
     assert r.exit_code == 2 and len(errors) == 1 and expected in errors[0], r.output
+
+
+def test_report_refuses_a_changed_run_and_never_blesses_it(run_copy):
+    # a report describes the run as trained: a file changed since the manifest was written stops it, and the manifest
+    # keeps the old checksum (a later load still refuses the run)
+    history = run_copy / "history.csv"
+    history.write_text(history.read_text() + "\n")
+    before = json.loads((run_copy / "manifest.json").read_text())
+    result = CliRunner().invoke(app, ["report", str(run_copy)])
+    assert result.exit_code == 2
+    assert "history.csv: SHA-256 does not match manifest.json" in result.output
+    assert json.loads((run_copy / "manifest.json").read_text()) == before
+    assert not (run_copy / "report.html").exists()

@@ -9,7 +9,7 @@ import os
 import platform
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -180,15 +180,27 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, lambda fh: fh.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
-def refresh_manifest(run_dir: str | Path) -> dict[str, Any]:
+def refresh_manifest(run_dir: str | Path, written: Iterable[str | Path] | None = None) -> dict[str, Any]:
     """Rewrite ``manifest.json`` after files in the run changed: new checksums and ``updated`` time; creation time,
-    the versions the run was trained with and extra fields (e.g. the dataset fingerprint) are kept."""
+    the versions the run was trained with and extra fields (e.g. the dataset fingerprint) are kept.
+
+    ``written``: the files the caller just wrote. When given, every other listed file must still match its old
+    checksum (BundleError naming it otherwise), so a refresh never blesses a file changed behind the caller's back.
+    """
     run_dir = Path(run_dir)
     path = run_dir / MANIFEST
     if not path.is_file():
         return write_manifest(run_dir)
     old = read_manifest(run_dir)
-    manifest = {**environment(), **{k: v for k, v in old.items() if k != "files"}}
+    if written is not None:
+        mine = {(run_dir / w).resolve() for w in written}
+        for rel, state in check_files(run_dir, old).items():
+            if state != "ok" and (run_dir / rel).resolve() not in mine:
+                raise BundleError(f"{run_dir / rel} is {state} since manifest.json was written, so the manifest is "
+                                  "not refreshed; re-copy the run folder or retrain")
+    # provenance stays what the run was made with: fields an older manifest lacks (e.g. hardware) are not filled in
+    # from the machine that refreshes it, which would claim the bundle was made here
+    manifest = {k: v for k, v in old.items() if k != "files"}
     manifest["bundle_format"] = BUNDLE_FORMAT
     manifest["updated"] = _now()
     manifest["files"] = _hash_files(run_dir)
@@ -208,8 +220,12 @@ def write_manifest(run_dir: str | Path, **extra: Any) -> dict[str, Any]:
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     """The parsed ``manifest.json`` of a run; BundleError when missing or unreadable."""
-    path = Path(run_dir) / MANIFEST
+    run = Path(run_dir)
+    path = run / MANIFEST
     if not path.is_file():
+        if not (run / "metrics.json").is_file() and (run / "checkpoints" / "last.pt").is_file():
+            raise BundleError(f"{path} is missing, so the bundle cannot be verified: training of {run} did not finish "
+                              f"(no metrics.json); resume it with `biolens train --resume {run}` or retrain")
         raise BundleError(f"{path} is missing, so the bundle cannot be verified; copy the whole run folder "
                           "(or retrain)")
     try:
@@ -279,7 +295,12 @@ def describe_run(run: str | Path) -> dict[str, Any]:
     """Everything ``biolens info`` shows: task, model, classes, threshold, contract, versions, provenance, a metrics
     summary and the checksum status of every listed file (computed, never raised)."""
     run_dir = check_run_dir(run)
-    contract = json.loads((run_dir / "contract.json").read_text())
+    try:
+        contract = json.loads((run_dir / "contract.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{run_dir / 'contract.json'}: not valid JSON ({e}); restore it from the original run") from None
+    if not isinstance(contract, dict):
+        raise BundleError(f"{run_dir / 'contract.json'}: expected a JSON object; restore it from the original run")
     config = read_yaml(run_dir / "config.yaml")
     model = config.get("model") or {}
     try:
@@ -293,7 +314,9 @@ def describe_run(run: str | Path) -> dict[str, Any]:
     if (run_dir / "metrics.json").is_file():
         try:
             metrics = json.loads((run_dir / "metrics.json").read_text())
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            metrics = {}  # its checksum status says what happened to it
+        if not isinstance(metrics, dict):
             metrics = {}
     summary: dict[str, Any] = {}
     for split in ("val", "test"):

@@ -157,7 +157,11 @@ def to_onnx(wrapper: ExportModule, example: tuple[Tensor, ...], sequence: bool,
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "biolens"
-    onnx.checker.check_model(proto, full_check=True)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ModelError(f"the ONNX export of {type(wrapper.model).__name__} fails onnx.checker: "
+                         f"{str(e).splitlines()[0][:200]}; try --format torchscript") from None
     return proto.SerializeToString()
 
 
@@ -277,6 +281,16 @@ def compare(wrapper: ExportModule, runner, batches: list[dict[str, Tensor]], qua
     return result
 
 
+def check_options(fmt: str, quantize: str | None) -> None:
+    """ConfigError for an unknown format or quantization, or int8 outside ONNX."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    if quantize not in (None, "int8"):
+        raise ConfigError(f"unknown --quantize {quantize!r}; expected int8")
+    if quantize and fmt != "onnx":
+        raise ConfigError("--quantize int8 is for --format onnx (onnxruntime dynamic quantization)")
+
+
 def export_model(model: nn.Module, batch: dict[str, Tensor], fmt: str, *, quantize: str | None = None,
                  fuse_bn: bool = False, metadata: dict[str, str] | None = None
                  ) -> tuple[bytes, dict[str, Any]]:
@@ -284,12 +298,7 @@ def export_model(model: nn.Module, batch: dict[str, Tensor], fmt: str, *, quanti
 
     Returns the file's bytes and the parity report. Raises ModelError when fp32 parity fails.
     """
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    if quantize not in (None, "int8"):
-        raise ConfigError(f"unknown --quantize {quantize!r}; expected int8")
-    if quantize and fmt != "onnx":
-        raise ConfigError("--quantize int8 is for --format onnx (onnxruntime dynamic quantization)")
+    check_options(fmt, quantize)
     wrapper, fused = prepare_model(model, fuse_bn)
     reference = prepare_model(model)[0] if fuse_bn else wrapper  # parity is always against the unmodified model
     sequence = getattr(model, "task", "sequence") == "sequence"
@@ -384,9 +393,10 @@ def export_run(run: str | Path, fmt: str = "onnx", out: str | Path | None = None
     The default ``out`` is ``RUN/model.onnx`` (``model.int8.onnx``, ``model.torchscript.pt``); a file inside the
     run folder is added to ``manifest.json``.
     """
-    from biolens.deploy.bundle import atomic_write, refresh_manifest
+    from biolens.deploy.bundle import MANIFEST, REQUIRED_FILES, atomic_write, refresh_manifest
     from biolens.deploy.predictor import Predictor
 
+    check_options(fmt, quantize)  # before loading the model and reading the run's data
     predictor = Predictor.load(run, device="cpu")
     if out is None:
         name = "model" + (".int8" if quantize else "") + SUFFIX.get(fmt, "")
@@ -394,6 +404,10 @@ def export_run(run: str | Path, fmt: str = "onnx", out: str | Path | None = None
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name such as {out / ('model' + SUFFIX.get(fmt, ''))}")
+    protected = {(predictor.run_dir / f).resolve() for f in (*REQUIRED_FILES, MANIFEST)}
+    if {out.resolve(), out.with_name(out.name + ".parity.json").resolve()} & protected:
+        raise ConfigError(f"--out {out} would overwrite a file the run needs; give another name such as "
+                          f"{predictor.run_dir / ('model' + SUFFIX.get(fmt, ''))}")
     batch, source = sample_batch(predictor, n_samples)
     data, report = export_model(predictor.model, batch, fmt, quantize=quantize, fuse_bn=fuse_bn,
                                 metadata=metadata_for(predictor))
@@ -404,6 +418,6 @@ def export_run(run: str | Path, fmt: str = "onnx", out: str | Path | None = None
     parity_path = out.with_name(out.name + ".parity.json")
     atomic_write(parity_path, lambda fh: fh.write((json.dumps(report, indent=2) + "\n").encode()))
     if out.resolve().parent.is_relative_to(predictor.run_dir.resolve()):
-        refresh_manifest(predictor.run_dir)
+        refresh_manifest(predictor.run_dir, written=[out, parity_path])
     log.info("exported %s (%d bytes); parity %s", out, len(data), "passed" if report["passed"] else "FAILED")
     return ExportResult(out, fmt, quantize, report, parity_path)

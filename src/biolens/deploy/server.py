@@ -95,6 +95,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self._carry: _Job | None = None
+        self._inflight: list[_Job] = []  # taken off the queue by the worker, not yet answered
 
     @property
     def running(self) -> bool:
@@ -116,8 +117,9 @@ class MicroBatcher:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        pending = [self._carry] if self._carry is not None else []
-        self._carry = None
+        # every request the worker holds (being gathered or in a forward pass), carried or queued gets an answer
+        pending = list(self._inflight) + ([self._carry] if self._carry is not None else [])
+        self._inflight, self._carry = [], None
         while self._queue is not None and not self._queue.empty():
             pending.append(self._queue.get_nowait())
         for job in pending:
@@ -136,7 +138,8 @@ class MicroBatcher:
         assert self._queue is not None
         first = self._carry if self._carry is not None else await self._queue.get()
         self._carry = None
-        jobs, n = [first], first.n
+        jobs, n = self._inflight, first.n
+        jobs.append(first)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait
         while n < self.max_batch:
@@ -168,15 +171,18 @@ class MicroBatcher:
         for job in jobs:
             groups.setdefault(tuple(job.x.shape[1:]), []).append(job)
         for group in groups.values():
-            x = np.concatenate([j.x for j in group])
-            lengths = None if group[0].lengths is None else np.concatenate([j.lengths for j in group])
+            group = [j for j in group if not j.future.done()]  # skip requests whose client went away
+            if not group:
+                continue
             try:
+                x = np.concatenate([j.x for j in group])
+                lengths = None if group[0].lengths is None else np.concatenate([j.lengths for j in group])
                 probs = await asyncio.to_thread(self._forward, x, lengths)
             except Exception as e:  # noqa: BLE001 - handed to every waiting request, the worker keeps running
                 log.exception("forward pass failed")
                 for j in group:
                     if not j.future.done():
-                        j.future.set_exception(e)
+                        j.future.set_exception(_forward_error(e))
                 continue
             self.forward_passes += 1
             self.batched_requests += len(group)
@@ -189,8 +195,19 @@ class MicroBatcher:
 
     async def _worker(self) -> None:
         while True:
+            self._inflight = []
             jobs = await self._gather()
             await self._run(jobs)
+            self._inflight = []
+
+
+def _forward_error(e: Exception) -> Exception:
+    """What a waiting request gets when its forward pass raised: BiolensErrors as they are (4xx); anything else (out
+    of memory, a broken model) a JSON 500 naming the failure instead of a bare "Internal Server Error"."""
+    if isinstance(e, (BiolensError, APIError)):
+        return e
+    first = (str(e).splitlines() or [""])[0][:200]
+    return APIError(500, "server", f"the forward pass failed ({type(e).__name__}: {first}); see the server log")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -224,7 +241,7 @@ class ErrorResponse(BaseModel):
     field: str | None
 
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (413, 415, 422, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (413, 415, 422, 500, 503)}
 
 _PREDICT_BODY = {
     "requestBody": {

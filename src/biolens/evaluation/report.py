@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from biolens.deploy.bundle import check_run_dir, refresh_manifest
+from biolens.deploy.bundle import check_run_dir, refresh_manifest, verify_bundle
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def build_report(run: str | Path, *, n_resamples: int = 1000) -> tuple[Path, Pat
     from biolens.evaluation.runner import EvalOptions, evaluate_run
 
     run_dir = check_run_dir(run)
+    verify_bundle(run_dir)  # a report describes the files as trained and evaluated, never a changed copy
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     if "ci" not in _headline(metrics.get("test", {})):
         evaluate_run(run_dir, options=EvalOptions(n_resamples=n_resamples))
@@ -92,7 +93,9 @@ def build_report(run: str | Path, *, n_resamples: int = 1000) -> tuple[Path, Pat
     history = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").is_file() else []
     figures = []
     history_png = run_dir / "plots" / "history.png"  # written by training (four panels + the guide's verdict)
+    written = [run_dir / "report.md", run_dir / "report.html"]
     if history and not history_png.is_file():
+        written.append(history_png)
         from biolens.training.plots import plot_history
 
         plot_history(history, history_png)
@@ -114,7 +117,7 @@ def build_report(run: str | Path, *, n_resamples: int = 1000) -> tuple[Path, Pat
     md, page = report_sections(run_dir, md, page)
     (run_dir / "report.md").write_text(md)
     (run_dir / "report.html").write_text(page)
-    refresh_manifest(run_dir)
+    refresh_manifest(run_dir, written=written)
     return run_dir / "report.html", run_dir / "report.md"
 
 
