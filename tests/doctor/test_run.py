@@ -75,6 +75,12 @@ def test_not_a_run(tmp_path: Path):
         doctor_run(tmp_path)
     with pytest.raises(BundleError, match="not found"):
         doctor_run(tmp_path / "missing")
+    (tmp_path / "history.json").write_text('[{"epoch": 1, "train_loss": 0.7')  # cut off mid-write
+    with pytest.raises(BundleError, match=r"history.json: not valid JSON"):
+        doctor_run(tmp_path)
+    (tmp_path / "history.json").write_text('{"train_loss": 0.7, "val_loss": 0.7}')  # not a list of rows
+    with pytest.raises(BundleError, match="needs rows with train_loss and val_loss"):
+        doctor_run(tmp_path)
 
 
 def test_report_gets_a_doctor_section(trained_run: Path, tmp_path: Path):
@@ -89,3 +95,24 @@ def test_report_gets_a_doctor_section(trained_run: Path, tmp_path: Path):
     bad = fake_run(tmp_path / "bad", [0.7, 0.9, 3.0], [0.7, 1.0, 4.0])
     md2, page2 = report_sections(bad, "x\n## Data\n", "<h2>Data</h2>")
     assert "| learning rate (divergence) | fail |" in md2 and "<td>fail</td>" in page2
+
+
+def test_plateau_without_best_flags_or_monitored_value(tmp_path: Path):
+    """A history with no ``best`` column and no logged monitor value falls back to val_loss, lower is better."""
+    import json
+
+    import yaml
+
+    tl = [0.7 - 0.02 * i for i in range(12)]
+    vl = [0.9, 0.7, 0.5, 0.4] + [0.41 + 0.001 * i for i in range(8)]
+    run = fake_run(tmp_path / "r", tl, vl, patience=None)
+    rows = [{k: v for k, v in r.items() if k != "best"} for r in json.loads((run / "history.json").read_text())]
+    (run / "history.json").write_text(json.dumps(rows))
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["train"]["monitor"] = "val_auroc"  # not in the history
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    f = doctor_run(run).get("plateau")
+    assert f.status == "warn" and "best at epoch 4 of 12" in f.detail and f.data["best_epoch"] == 4
+    cfg["train"].update(monitor="val_acc", monitor_mode="min")  # logged, and an explicit mode is honoured
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert doctor_run(run).get("plateau").data["best_epoch"] == 1  # val_acc rises, so its min is epoch 1

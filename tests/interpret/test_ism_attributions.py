@@ -110,3 +110,13 @@ def test_inputxgrad_and_saliency_match_autograd(model) -> None:  # noqa: ANN001
     np.testing.assert_allclose(position_scores(ixg, x, "inputxgrad"), ixg.sum(axis=1), atol=1e-7)
     with pytest.raises(ConfigError, match="expected one of ig, inputxgrad, saliency"):
         attribute(model, x, np.array([1, 1, 1]), "deeplift", 6, 4)
+
+
+def test_attribute_runs_in_eval_mode_and_restores_the_callers_mode(model) -> None:  # noqa: ANN001
+    x, _ = _x()
+    expected = attribute(model, x, np.array([1, 0, 1]), "inputxgrad", 6, 4)
+    model.train()  # batch norm in train mode would use batch statistics and change the gradients
+    got = attribute(model, x, np.array([1, 0, 1]), "inputxgrad", 6, 4)
+    assert model.training  # restored
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert all(p.grad is None for p in model.parameters())  # captum differentiates the input only

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from biolens.data.alphabets import DNA, PROTEIN, RNA
@@ -81,6 +82,15 @@ def test_iupac_degenerate_codes_and_n() -> None:
     n_motif = iupac_motif("CCNAT", "ccnat")
     assert _scan([n_motif], ["ACCGATA"])[["start", "strand"]].values.tolist() == [[1, "+"]]
     assert iupac_motif("UAUAAA").consensus == "UAUAAA"  # U is read as T
+
+
+def test_scan_in_row_chunks_equals_one_pass() -> None:
+    seqs = ["GGTATAAAGGCCTTTATACCAA", "CCAATGGGCGG", "ACGT", "TTTATATATAAAGGGCGGCCAAT", "GGCCAATT"]
+    motifs = load_motifs(["tbp=TATAWAWR"])
+    whole = _scan(motifs, seqs)
+    assert len(whole) >= 6 and set(whole["index"]) == {0, 1, 3, 4}
+    for rows in (1, 2, 3):
+        pd.testing.assert_frame_equal(_scan(motifs, seqs, chunk_rows=rows), whole)
 
 
 def test_rna_scans_with_u() -> None:

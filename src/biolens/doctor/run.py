@@ -28,17 +28,26 @@ SHIFT, SHIFT_P = 0.05, 0.01  # val accuracy above test by > 5 points, one-sided 
 MIN_PLATEAU = 5
 
 
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path}: not valid JSON ({e}); rerun `biolens train`/`biolens evaluate` to rewrite it") \
+            from None
+
+
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
     """Rows of ``history.json`` (or ``history.csv``); BundleError when the run has neither."""
     if (run_dir / "history.json").is_file():
-        rows = json.loads((run_dir / "history.json").read_text())
+        rows = _load_json(run_dir / "history.json")
     elif (run_dir / "history.csv").is_file():
         import pandas as pd
 
         rows = pd.read_csv(run_dir / "history.csv").to_dict("records")
     else:
         raise BundleError(f"{run_dir}: no history.json or history.csv; give the --out folder of a `biolens train` run")
-    if not rows or not all("train_loss" in r and "val_loss" in r for r in rows):
+    if not isinstance(rows, list) or not rows or not all(
+            isinstance(r, dict) and "train_loss" in r and "val_loss" in r for r in rows):
         raise BundleError(f"{run_dir}/history: needs rows with train_loss and val_loss; the file is empty or not a "
                           "biolens history")
     return rows
@@ -117,7 +126,7 @@ def _chance(run_dir: Path) -> float | None:
     p = run_dir / "data_report.json"
     if not p.is_file():
         return None
-    counts = json.loads(p.read_text()).get("class_counts", {}).get("train", {})
+    counts = _load_json(p).get("class_counts", {}).get("train", {})
     total = sum(counts.values())
     return max(counts.values()) / total if total else None
 
@@ -161,9 +170,14 @@ def _plateau(rows: list[dict[str, Any]], epochs: list[int], train_cfg: dict[str,
         flags = [str(r.get("best")).lower() in ("true", "1", "1.0") for r in rows]
         best_i = max((i for i, f in enumerate(flags) if f), default=0)
     else:
-        series = _series(rows, monitor) if _series(rows, monitor) is not None else _series(rows, "val_loss")
-        mode_max = "loss" not in monitor
-        best_i = int(series.argmax() if mode_max else series.argmin())
+        from biolens.training.callbacks import _mode
+
+        series = _series(rows, monitor)
+        mode = train_cfg.get("monitor_mode", "auto") if train_cfg else "auto"
+        if series is None:  # the monitored value was not logged: judge by val_loss (lower is better)
+            monitor, series, mode = "val_loss", _series(rows, "val_loss"), "auto"
+        mode = _mode(monitor, mode if mode in ("auto", "min", "max") else "auto")
+        best_i = int(series.argmin() if mode == "min" else series.argmax())
     after = len(rows) - 1 - best_i
     if after >= MIN_PLATEAU and (not patience or after > patience):
         wasted = after / len(rows)
@@ -218,7 +232,7 @@ def _shift(run_dir: Path, report: Report) -> None:
     p = run_dir / "metrics.json"
     if not p.is_file():
         return
-    metrics = json.loads(p.read_text())
+    metrics = _load_json(p)
     raw_val, raw_test = metrics.get("val", {}), metrics.get("test", {})
     val = {"n": raw_val.get("n"), **_head(raw_val)}  # after `biolens evaluate`, n stays at the top level
     test = {"n": raw_test.get("n"), **_head(raw_test)}

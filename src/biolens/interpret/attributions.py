@@ -64,25 +64,30 @@ def attribute(model: nn.Module, x: np.ndarray, targets: np.ndarray, method: str,
     """
     if method not in GRADIENT_METHODS:
         raise ConfigError(f"attribution method {method!r}: expected one of {', '.join(GRADIENT_METHODS)}")
-    model.eval()
+    was_training = model.training
+    model.eval()  # dropout off during attribution; the caller's mode is restored
 
     def forward(inp: torch.Tensor) -> torch.Tensor:
         return call_model(model, inp)
 
     explainer = {"ig": IntegratedGradients, "inputxgrad": InputXGradient, "saliency": Saliency}[method](forward)
     out = []
-    with _no_cudnn(device):
-        for s in range(0, len(x), batch_size):
-            inp = onehot_input(x[s:s + batch_size], vocab_size, device).requires_grad_(True)
-            tgt = torch.as_tensor(targets[s:s + batch_size], device=device, dtype=torch.long)
-            if method == "ig":
-                attr = explainer.attribute(inp, baselines=make_baseline(inp.detach(), n_symbols, baseline), target=tgt,
-                                           n_steps=n_steps, internal_batch_size=max(batch_size, 1) * 8)
-            elif method == "saliency":
-                attr = explainer.attribute(inp, target=tgt, abs=True)
-            else:
-                attr = explainer.attribute(inp, target=tgt)
-            out.append(attr.detach().float().cpu().numpy())
+    try:
+        with _no_cudnn(device):
+            for s in range(0, len(x), batch_size):
+                inp = onehot_input(x[s:s + batch_size], vocab_size, device).requires_grad_(True)
+                tgt = torch.as_tensor(targets[s:s + batch_size], device=device, dtype=torch.long)
+                if method == "ig":
+                    attr = explainer.attribute(inp, baselines=make_baseline(inp.detach(), n_symbols, baseline),
+                                               target=tgt, n_steps=n_steps,
+                                               internal_batch_size=max(batch_size, 1) * 8)
+                elif method == "saliency":
+                    attr = explainer.attribute(inp, target=tgt, abs=True)
+                else:
+                    attr = explainer.attribute(inp, target=tgt)
+                out.append(attr.detach().float().cpu().numpy())
+    finally:
+        model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, vocab_size - 1, x.shape[1]), dtype=np.float32)
 
 

@@ -72,7 +72,7 @@ def ism_batch(model: nn.Module, x: np.ndarray, lengths: np.ndarray, targets: np.
             m = torch.arange(s, min(s + batch_size, total), device=device)  # flat mutant ids
             r, rest = m // per_row, m % per_row  # row, then position * A + symbol
             p, v = rest // n_symbols, (rest % n_symbols + 1).to(torch.uint8)
-            mutants = ref[r].clone()  # (b, ℓ) uint8
+            mutants = ref[r]  # (b, ℓ) uint8; indexing already copies
             mutants[torch.arange(len(m), device=device), p] = v
             logits = call_model(model, mutants).float()
             effects[s:s + len(m)] = logits.gather(1, tgt[r][:, None])[:, 0] - ref_logit[r]

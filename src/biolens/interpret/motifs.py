@@ -254,42 +254,48 @@ def _weights(motif: Motif, alphabet: Alphabet) -> torch.Tensor:
 
 
 def scan(motifs: list[Motif], x: np.ndarray, lengths: np.ndarray, alphabet: Alphabet, ids: list[str],
-         both_strands: bool | None = None) -> pd.DataFrame:
+         both_strands: bool | None = None, chunk_rows: int = 4096) -> pd.DataFrame:
     """Every hit of every motif: columns id, index, motif, start, end, strand, score, matched.
 
-    ``start``/``end`` are 0-based half-open on the given strand's coordinates (BED-style); ``matched`` is the
-    subsequence as read on the hit's strand. DNA/RNA are scanned on both strands unless ``both_strands=False``.
+    ``start``/``end`` are 0-based half-open forward-strand coordinates (BED-style) for both strands; ``matched`` is
+    the subsequence as read on the hit's strand. DNA/RNA are scanned on both strands unless ``both_strands=False``.
+    Rows are one-hot encoded ``chunk_rows`` at a time, so memory stays bounded on big files.
     """
     both = alphabet.is_nucleic if both_strands is None else both_strands
     n, length = x.shape
-    xt = torch.as_tensor(x).long()
-    onehot = F.one_hot(xt, alphabet.vocab_size)[..., 1:].transpose(1, 2).double()  # (N, V-1, L)
+    lengths_t = torch.as_tensor(np.asarray(lengths, dtype=np.int64))
     chars = alphabet.index_to_char
+    id_array = np.asarray(ids, dtype=object)
     comp = alphabet.complement_table() if both else None  # index → complementary index
-    rows = []
+    kernels = []  # (motif, strand, weight) for every motif that fits
     for m in motifs:
         if m.width > length:
             continue
         w = _weights(m, alphabet)
-        strands = [("+", w)]
+        kernels.append((m, "+", w))
         if both:
             perm = torch.as_tensor(comp[1:] - 1)  # channel c on the reverse strand reads complement(c)
-            strands.append(("-", w[:, perm].flip(-1)))
-        for strand, weight in strands:
-            score = F.conv1d(onehot, weight)[:, 0]  # (N, L - w + 1)
+            kernels.append((m, "-", w[:, perm].flip(-1)))
+    rows = []
+    step = max(int(chunk_rows), 1)
+    for c0 in range(0, n, step):
+        xc = x[c0:c0 + step]
+        onehot = F.one_hot(torch.as_tensor(xc).long(), alphabet.vocab_size)[..., 1:].transpose(1, 2).double()
+        for m, strand, weight in kernels:
+            score = F.conv1d(onehot, weight)[:, 0]  # (n_chunk, L - w + 1)
             starts = torch.arange(score.shape[1])
-            valid = starts[None, :] <= torch.as_tensor(lengths)[:, None] - m.width
+            valid = starts[None, :] <= lengths_t[c0:c0 + len(xc), None] - m.width
             hit = (score >= m.threshold - 1e-9) & valid
             ii, ss = (t.numpy() for t in hit.nonzero(as_tuple=True))
             if len(ii) == 0:
                 continue
-            win = x[ii[:, None], ss[:, None] + np.arange(m.width)[None, :]]  # (H, w) indices
+            win = xc[ii[:, None], ss[:, None] + np.arange(m.width)[None, :]]  # (H, w) indices
             if strand == "-":
                 win = comp[win][:, ::-1]
-            matched = [bytes(r).decode() for r in chars[win]]
+            matched = np.ascontiguousarray(chars[win]).view(f"S{m.width}")[:, 0].astype(str)  # (H,) no per-hit loop
             rows.append(pd.DataFrame({
-                "id": [ids[i] for i in ii], "index": ii, "motif": m.name, "start": ss, "end": ss + m.width,
-                "strand": strand, "score": score[ii, ss].numpy().round(4), "matched": matched,
+                "id": id_array[ii + c0], "index": ii + c0, "motif": m.name, "start": ss,
+                "end": ss + m.width, "strand": strand, "score": score[ii, ss].numpy().round(4), "matched": matched,
             }))  # fmt: skip
     cols = ["id", "index", "motif", "start", "end", "strand", "score", "matched"]
     if not rows:

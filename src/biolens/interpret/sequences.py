@@ -156,8 +156,6 @@ def explain_sequences(predictor: Any, inputs: Sequence[str], method: str, out_di
         scores = position_scores(attr, x, method)
         _npy(attr.transpose(0, 2, 1)[..., :n_sym], out / f"{method}.npy")  # (N, L, A) canonical symbols
         files.append(out / f"{method}.npy")
-    onehot = (x[..., None] == np.arange(1, n_sym + 1)).astype(np.float32)  # (N, L, A)
-    heights = scores[..., None] * onehot  # (N, L, A) signed logo heights: score × one-hot
     _npy(scores.astype(np.float32), out / "scores.npy")
     atomic_write(out / "ids.txt", lambda fh: fh.write(("\n".join(recs.ids) + "\n").encode()))
     files += [out / "scores.npy", out / "ids.txt"]
@@ -211,7 +209,9 @@ def explain_sequences(predictor: Any, inputs: Sequence[str], method: str, out_di
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", recs.ids[i])[:80]
         title = f"{recs.ids[i]}: {method}, class {contract.class_names[targets[i]]} (p={probs[i, targets[i]]:.3f})"
         span = (int(starts[i]), int(ends[i]))
-        attribution_logo(heights[i, : lengths[i]], letters, out / f"logo_{i + 1}_{safe}.png", title, span)
+        onehot = x[i, : lengths[i], None] == np.arange(1, n_sym + 1)  # (ℓ, A), only for the pictured inputs
+        heights = scores[i, : lengths[i], None] * onehot  # signed logo heights: score × one-hot
+        attribution_logo(heights, letters, out / f"logo_{i + 1}_{safe}.png", title, span)
         files.append(out / f"logo_{i + 1}_{safe}.png")
         if method == "ism":
             ism_heatmap(effects[i, : lengths[i]], letters, seqs[i], out / f"ism_{i + 1}_{safe}.png", title)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from biolens.config import RunConfig
+from biolens.deploy.bundle import atomic_write
 from biolens.findings import Finding, Report
 from biolens.errors import ConfigError, DataError
 from biolens.training.tasks import Task
@@ -49,9 +50,8 @@ def save_checklist(report: Report, run_dir: Path, forced: bool) -> None:
     """Write ``checklist.json`` into the run (atomically) and log a one-line summary (goes to log.txt)."""
     data = report.to_dict()
     data["forced"] = bool(forced and report.failed)
-    tmp = run_dir / "checklist.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, run_dir / "checklist.json")
+    text = (json.dumps(data, indent=2) + "\n").encode()
+    atomic_write(run_dir / "checklist.json", lambda fh: fh.write(text))
     counts = {s: sum(f.status == s for f in report.findings) for s in ("pass", "warn", "fail")}
     log.info("pre-training checklist: %d pass, %d warn, %d fail%s (checklist.json)", counts["pass"], counts["warn"],
              counts["fail"], " — trained anyway (--force)" if data["forced"] else "")
