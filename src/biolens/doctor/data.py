@@ -209,7 +209,7 @@ def _alphabet(task: Task, report: Report) -> None:
     elif unknown > 0.05:
         report.add(Finding("alphabet", "warn", f"{alpha.name}: {unknown:.1%} of symbols are {alpha.unknown} "
                            f"(unknown); composition {comp}",
-                           f"lower data.quality.max_unknown_frac to drop N-rich records, or check the source", data))
+                           "lower data.quality.max_unknown_frac to drop N-rich records, or check the source", data))
     else:
         report.add(Finding("alphabet", "pass", f"{alpha.name} (declared {declared}); composition {comp}", data=data))
 
@@ -255,7 +255,7 @@ def _images(task: Task, report: Report) -> None:
                            f"{d.report['stored_channels']} channel(s)", data))
     elif short:
         report.add(Finding("image size and mode", "warn", detail + f": {short} image(s) are under half the input "
-                           f"size and get upsampled {d.size // 2}+ px", f"use --image-size closer to the native size", data))
+                           f"size and get upsampled {d.size // 2}+ px", "use --image-size closer to the native size", data))
     else:
         report.add(Finding("image size and mode", "pass", detail, data=data))
 

@@ -134,7 +134,7 @@ def _chance(run_dir: Path) -> float | None:
 def _fit_checks(run_dir: Path, rows: list[dict[str, Any]], epochs: list[int], tl: np.ndarray, vl: np.ndarray,
                 lr: Any, report: Report) -> None:
     gap = vl - tl
-    ta, va = _series(rows, "train_acc"), _series(rows, "val_acc")
+    ta = _series(rows, "train_acc")
     chance = _chance(run_dir)
     if chance is None and ta is not None:
         chance = 0.5
