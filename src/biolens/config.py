@@ -46,7 +46,7 @@ class ImageConfig(_Strict):
     std: list[float] | None = None
     skip_bad: bool = Field(False, description="skip unreadable images (listed in filtered.tsv) instead of failing")
     cache: bool = Field(True, description="decode once into a memory-mapped cache reused by later runs")
-    cache_dir: str | None = Field(None, description="default: $BIOLENS_CACHE or ~/.cache/biolens/images")
+    cache_dir: str | None = Field(None, description="default: $BIOLENS_CACHE/images or ~/.cache/biolens/images")
     path_col: str = Field("path", description="image path column of a CSV manifest")
     window_center: float | None = Field(None, description="DICOM window; default: the file's own, else min-max")
     window_width: float | None = Field(None, gt=0)

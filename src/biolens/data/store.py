@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from biolens.data.alphabets import ALPHABETS, INVALID, Alphabet, get_alphabet
+from biolens.data.cachedir import cache_root, file_stamp
 from biolens.data.encoding import RecordError, detect_alphabet, encode
 from biolens.data.readers import (_HEADER_KEY, SPLIT_NAMES, Records, _fastx, _open_text, _read_frame, check_file,
                                   file_format, iter_chunks)
@@ -40,8 +41,7 @@ CHUNK_BYTES = 1 << 21  # encoded bytes per build chunk: bounds the temporaries o
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("BIOLENS_CACHE")
-    return (Path(env) if env else Path.home() / ".cache" / "biolens") / "sequences"
+    return cache_root("sequences")
 
 
 def available_memory() -> int:
@@ -72,13 +72,8 @@ def store_key(sources: list[Source], alphabet: str, max_len: int | None) -> str:
     h = hashlib.sha256(f"v{STORE_VERSION}|{alphabet}|{max_len}".encode())
     for s in sources:
         for p in (s.path, s.labels_csv):
-            if p is None:
-                continue
-            try:
-                st = p.stat()
-                h.update(f"|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-            except OSError:
-                h.update(f"|{p}|missing".encode())
+            if p is not None:
+                h.update(file_stamp(p).encode())
         h.update(f"|{s.label}|{s.split}|{','.join(s.columns)}".encode())
     return h.hexdigest()[:32]
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biolens.data.cachedir import cache_root, file_stamp
 from biolens.data.images.decode import DecodeError, Window, decode_image, probe_channels
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,7 @@ def _decode(path: Path, size: int, channels: int, window: Window) -> np.ndarray:
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("BIOLENS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "biolens" / "images"
+    return cache_root("images")
 
 
 @dataclass
@@ -60,11 +60,7 @@ class Decoded:
 def cache_key(paths: Sequence[Path], size: int, window: Window) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{window.center}|{window.width}".encode())
     for p in paths:
-        try:
-            st = p.stat()
-            h.update(f"|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-        except OSError:
-            h.update(f"|{p}|missing".encode())
+        h.update(file_stamp(p).encode())
     return h.hexdigest()[:32]
 
 
