@@ -75,12 +75,19 @@ class SequenceData:
             yield self.x[i] if reader is None else reader.take(self.store_rows(i))
 
 
-def fits_on_device(nbytes: int, device: torch.device) -> bool:
-    """Whether ``nbytes`` of data may live whole on ``device`` (CUDA: a share of its free memory; else yes)."""
+def free_device_memory(device: torch.device | str) -> int | None:
+    """Free bytes on a CUDA device (``torch.cuda.mem_get_info``); None for other devices."""
+    device = torch.device(device)
     if device.type != "cuda":
-        return True
-    free, _ = torch.cuda.mem_get_info(device)
-    return nbytes <= DEVICE_FRACTION * free
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+def fits_on_device(nbytes: int, free: int, fraction: float = DEVICE_FRACTION) -> bool:
+    """Whether ``nbytes`` may live whole on a GPU with ``free`` bytes free: at most ``fraction`` of them (room is left
+    for the model, activations and the other splits). One rule for sequence and image splits."""
+    return nbytes <= fraction * free
 
 
 class SequenceBatches:
@@ -119,7 +126,8 @@ class SequenceBatches:
         self.sample_weights: torch.Tensor | None = None  # per-sample draw weights (weighted random sampling)
         self.rank, self.num_replicas = 0, 1  # distributed: each process takes its share of every global batch
         if resident is None:
-            resident = not data.mapped and fits_on_device(data.x.nbytes, self.device)
+            free = free_device_memory(self.device)
+            resident = not data.mapped and (free is None or fits_on_device(data.x.nbytes, free))
             if not resident and not data.mapped:
                 log.info("%.0f MB of sequences do not fit on %s: batches are streamed from host memory",
                          data.x.nbytes / 2**20, self.device)

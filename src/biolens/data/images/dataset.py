@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from biolens.data.dataset import DEVICE_FRACTION, fits_on_device, free_device_memory
 from biolens.data.images.transforms import BatchAugment, center_crop, match_channels, normalize, to_float
 from biolens.data.sampling import epoch_order, shard
 from biolens.errors import ConfigError
@@ -141,7 +142,6 @@ class ImageBatches:
 
 
 TRANSFERS = ("resident", "staged", "plain")
-RESIDENT_FRACTION = 0.5  # auto: keep a split on the GPU when it takes at most this share of the free memory
 
 
 def split_nbytes(split: ImageSplit) -> int:
@@ -149,16 +149,8 @@ def split_nbytes(split: ImageSplit) -> int:
     return len(split) * int(np.prod(split.images.shape[1:]))
 
 
-def free_device_memory(device: torch.device) -> int | None:
-    """Free bytes on a CUDA device (``torch.cuda.mem_get_info``); None for other devices."""
-    if device.type != "cuda":
-        return None
-    free, _total = torch.cuda.mem_get_info(device)
-    return int(free)
-
-
 def decide_resident(setting: bool | str, device: torch.device | str, nbytes: int, free: int | None,
-                    fraction: float = RESIDENT_FRACTION) -> bool:
+                    fraction: float = DEVICE_FRACTION) -> bool:
     """Whether a split of ``nbytes`` uint8 pixels is kept whole on ``device``.
 
     ``true``/``false`` force it; ``auto`` keeps it on a CUDA device when it takes at most ``fraction`` of the
@@ -170,7 +162,7 @@ def decide_resident(setting: bool | str, device: torch.device | str, nbytes: int
         return setting
     if torch.device(device).type != "cuda" or free is None:
         return False
-    return nbytes <= fraction * free
+    return fits_on_device(nbytes, free, fraction)
 
 
 def resolve_transfer(setting: bool | str, device: torch.device | str, nbytes: int) -> str:
