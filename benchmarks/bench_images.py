@@ -45,7 +45,7 @@ def guide_loader(paths: list[Path], batch_size: int, workers: int | None = None,
                  resize: int = 256, labels: np.ndarray | None = None, **loader_kw):  # noqa: ANN201
     """The guide's ``MedicalImageDataset`` (without its dummy-image fallback) with its 7.1 train transforms.
 
-    ``loader_kw`` (e.g. ``biolens.training.setup.loader_kwargs()``) replaces the plain ``workers`` setting.
+    ``loader_kw`` (e.g. ``biolens.devices.loader_kwargs()``) replaces the plain ``workers`` setting.
     """
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms

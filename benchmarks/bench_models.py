@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from biolens.models import create_model
-from biolens.models.base import gc_content
+from biolens.data.augment import gc_content
 
 # Timed steps per model per round on CPU: the recurrent models take seconds per step at length 1,000.
 CPU_STEPS = {"dilated_resnet": 5, "motif_cnn": 2, "cnn_bilstm_attention": 1, "promoter_predictor": 1}

@@ -39,7 +39,7 @@ def free_port() -> int:
 
 
 def train_tiny(out: Path, epochs: int) -> Path:
-    from biolens.training.api import train
+    from biolens.workflows.train import train
 
     train({"data": {"path": "builtin:splice"}, "train": {"epochs": epochs, "precision": "fp32"}, "out": str(out)})
     return out

@@ -5,7 +5,7 @@ One process, the same model (same initial weights) and the same data for every r
 - (a) ``guide``: the guide's recipe. Images: PIL decode of every file in every epoch + torchvision v1 transforms
   (RandomResizedCrop, flip, rotation, ColorJitter, ToTensor, Normalize) in a DataLoader over PNG files, fp32.
   Sequences: the guide 3.3 per-character encoding loop per item in a Dataset/DataLoader, fp32. Both with the
-  DataLoader hygiene of ``biolens.training.setup.loader_kwargs`` (workers sized to the cores, persistent workers,
+  DataLoader hygiene of ``biolens.devices.loader_kwargs`` (workers sized to the cores, persistent workers,
   pinned memory, prefetch) and the guide's plain training loop.
 - (b) ``biolens``: the package's own path: the decode-once cache / encoded store, ``ImageBatches`` /
   ``SequenceBatches`` (resident or pinned, augmented on the device) and ``Trainer`` with its defaults (precision
@@ -56,8 +56,8 @@ from biolens.data.images.cache import decode_all  # noqa: E402
 from biolens.data.images.dataset import ImageBatches, ImageSplit  # noqa: E402
 from biolens.data.images.transforms import IMAGENET_MEAN, IMAGENET_STD, PRESETS, BatchAugment  # noqa: E402
 from biolens.models import create_model  # noqa: E402
-from biolens.models.base import gc_content  # noqa: E402
-from biolens.training.setup import loader_kwargs, resolve_channels_last  # noqa: E402
+from biolens.data.augment import gc_content  # noqa: E402
+from biolens.devices import loader_kwargs, resolve_channels_last  # noqa: E402
 from biolens.training.trainer import Trainer  # noqa: E402
 
 IMAGE_MODELS = {"resnet18": "ResNet-18", "simple_cnn": "SimpleCNN"}
@@ -258,7 +258,7 @@ def image_workload(name: str, s: Settings, paths: list[Path], labels: np.ndarray
     torch.manual_seed(0)
     base = create_model(name, in_channels=3, num_classes=2)
     fresh = lambda: copy.deepcopy(base).to(dev)  # noqa: E731 - the same initial weights for every row
-    cl = resolve_channels_last("auto", dev.type, "image")
+    cl = resolve_channels_last("auto", dev.type, True)
     rows = []
 
     def guide() -> tuple[int, int, float, str]:

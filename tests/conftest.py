@@ -72,7 +72,7 @@ def planted_csv(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small run trained once per session on planted-motif data (used by evaluate/predict tests)."""
-    from biolens.training.api import train
+    from biolens.workflows.train import train
 
     root = tmp_path_factory.mktemp("run")
     seqs, labels = planted_dna(n=400, seed=1)

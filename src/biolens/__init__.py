@@ -1,42 +1,63 @@
-"""biolens: trustworthy deep-learning classifiers for biomedical images and biological sequences."""
+"""biolens: trustworthy deep-learning models for biomedical images and biological sequences.
+
+The public API, from a notebook::
+
+    import biolens
+    result = biolens.train(data=df, epochs=10)        # or data="reads.fa", "builtin:splice", (seqs, labels), images
+    result.predict(["ACGT..."])                         # a pandas DataFrame
+    biolens.evaluate(result.run_dir).metrics            # an EvaluationResult
+    model = biolens.load("runs/x")                      # a Predictor (checksums verified, no pickle)
+
+``import biolens`` stays light (the CLI's ``--help`` does not load torch): the names below are loaded on first use
+(PEP 562); IDEs and type checkers see them through the ``TYPE_CHECKING`` imports.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from biolens.errors import BiolensError, BundleError, ConfigError, DataError, ModelError  # noqa: E402
+from biolens._version import __version__
+from biolens.errors import BiolensError, BundleError, ConfigError, DataError, InputError, ModelError
 
-__all__ = [
-    "__version__",
-    "BiolensError",
-    "BundleError",
-    "ConfigError",
-    "DataError",
-    "ModelError",
-    "train",
-    "lr_find",
-    "load",
-    "evaluate",
-    "predict",
-]
+if TYPE_CHECKING:
+    from biolens.evaluation.evaluate import EvalOptions, EvaluationResult
+    from biolens.tasks import Predictor, predict
+    from biolens.training.lr_finder import lr_find
+    from biolens.workflows.evaluate import evaluate_run as evaluate
+    from biolens.workflows.report import build_report as report
+    from biolens.workflows.report import compare_runs as compare
+    from biolens.workflows.train import TrainResult, train
+
+    load = Predictor.load
+
+# public name → (module, attribute)
+_LAZY: dict[str, tuple[str, str]] = {
+    "train": ("biolens.workflows.train", "train"),
+    "TrainResult": ("biolens.workflows.train", "TrainResult"),
+    "evaluate": ("biolens.workflows.evaluate", "evaluate_run"),
+    "EvalOptions": ("biolens.evaluation.evaluate", "EvalOptions"),
+    "EvaluationResult": ("biolens.evaluation.evaluate", "EvaluationResult"),
+    "report": ("biolens.workflows.report", "build_report"),
+    "compare": ("biolens.workflows.report", "compare_runs"),
+    "lr_find": ("biolens.training.lr_finder", "lr_find"),
+    "Predictor": ("biolens.tasks", "Predictor"),
+    "predict": ("biolens.tasks", "predict"),
+}
+
+__all__ = ["__version__", "BiolensError", "BundleError", "ConfigError", "DataError", "InputError", "ModelError",
+           "EvalOptions", "EvaluationResult", "Predictor", "TrainResult", "compare", "evaluate", "load", "lr_find",
+           "predict", "report", "train"]
 
 
-def __getattr__(name: str):
-    # The public API imports torch; keep `import biolens` light for the CLI's --help and for data-only use.
-    if name == "train":
-        from biolens.training.api import train
-
-        return train
-    if name == "lr_find":
-        from biolens.training.lr_finder import lr_find
-
-        return lr_find
-    if name == "evaluate":
-        from biolens.evaluation.runner import evaluate_run
-
-        return evaluate_run
-    if name in {"load", "predict"}:
-        from biolens.deploy import predictor
-
-        return {"load": predictor.Predictor.load, "predict": predictor.predict}[name]
+def __getattr__(name: str) -> Any:
+    if name == "load":
+        return importlib.import_module("biolens.tasks").Predictor.load
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'biolens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -90,7 +90,7 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    name: str = "dilated_resnet"
+    name: str | None = Field(None, description="registered architecture; default: the registry's default for the task")
     params: dict[str, Any] = Field(default_factory=dict)
     # Fine-tuning (image models): where the starting weights come from and what trains when (guide 4.5).
     pretrained: Literal["imagenet"] | None = Field(None, description="torchvision ImageNet weights (needs a download once)")
@@ -205,5 +205,14 @@ def validate_config(raw: dict[str, Any], where: str = "configuration") -> RunCon
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "(top level)"
         if err["type"] == "missing" and field == "data":
-            raise ConfigError(f"{where}: no data given; pass --data FILE or builtin:NAME, or a data: section") from None
+            raise ConfigError(f"{where}: no data given; set data.path=FILE or builtin:NAME, or give a data: section") from None
         raise ConfigError(f"{where}: field {field!r}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def as_config(config: RunConfig | dict | str | Path) -> RunConfig:
+    """A validated RunConfig from a RunConfig, a nested dict or a YAML file path."""
+    if isinstance(config, RunConfig):
+        return config
+    if isinstance(config, dict):
+        return validate_config(config)
+    return load_config(config)

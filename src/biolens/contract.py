@@ -7,9 +7,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from biolens.errors import BundleError
 
 PREPROCESSING_VERSION = 1
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``(N, C)`` logits divided by ``temperature`` (max-shifted, so it never overflows)."""
+    z = np.asarray(logits) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def decide(probs: np.ndarray, positive_index: int | None, threshold: float = 0.5) -> np.ndarray:
+    """Predicted class per row: binary → positive iff P(positive) ≥ threshold; otherwise argmax."""
+    if positive_index is None or probs.shape[1] != 2:
+        return probs.argmax(axis=1)
+    negative = 1 - positive_index
+    return np.where(probs[:, positive_index] >= threshold, positive_index, negative)
 
 
 @dataclass
@@ -39,6 +57,14 @@ class InputContract:
     @property
     def positive_index(self) -> int | None:
         return self.class_names.index(self.positive_class) if self.positive_class is not None else None
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(N, C)`` from logits, with this contract's temperature."""
+        return softmax(logits, self.temperature)
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """Predicted class index per row at this contract's threshold (binary) or by argmax."""
+        return decide(probs, self.positive_index, self.threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,6 +19,14 @@ class DataError(BiolensError):
     """Input data is missing, malformed or unusable."""
 
 
+class InputError(DataError):
+    """One item of a request or call is unusable; ``field`` names it (e.g. ``sequences[3]``, ``files[0]``)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 class ConfigError(BiolensError):
     """A configuration value or command-line option is invalid."""
 

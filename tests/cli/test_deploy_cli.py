@@ -89,7 +89,7 @@ def test_predict_cli_fasta_gz_and_progress(run_copy, tmp_path):
 
 
 def test_predict_cli_image_folder(tmp_path):
-    from biolens.training.api import train
+    from biolens.workflows.train import train
     from tests.image_helpers import image_folder
 
     data = image_folder(tmp_path / "data", n=4)

@@ -80,10 +80,10 @@ def test_explain_ism_raw_sequences_and_class(trained_run: Path, explain_inputs, 
     ("args", "message"),
     [
         (["--method", "attention"], "has no attention"),
-        (["--method", "gradcam"], "is not valid for sequence runs (an image method"),
+        (["--method", "gradcam"], "--method 'gradcam' is not valid for sequence runs (a method for image runs"),
         (["--method", "ig", "--class", "tumour"], "--class 'tumour' is not a class of this model; classes: "
                                                   "background, promoter"),
-        (["--method", "lime"], "--method 'lime': expected one of"),
+        (["--method", "lime"], "--method 'lime' is not valid for sequence runs; choose one of"),
         (["--method", "ig", "--motifs", "TAJA"], "non-IUPAC letters J"),
         (["--method", "ig", "--threshold", "top3"], "expected mean+std or percentile:Q"),
     ],
@@ -102,7 +102,7 @@ def test_explain_missing_input_file(trained_run: Path, tmp_path: Path) -> None:
 
 
 def test_explain_attention_run(tmp_path: Path) -> None:
-    from biolens.training.api import train
+    from biolens.workflows.train import train
 
     seqs, labels = planted_dna(n=80, seed=2)
     data = write_csv(tmp_path / "train.csv", seqs, labels)
@@ -130,7 +130,7 @@ def test_image_runs_dispatch_to_explain_images(monkeypatch: pytest.MonkeyPatch, 
         (inputs, method, out_dir, target_class)) or [{"input": i} for i in inputs]
     monkeypatch.setitem(sys.modules, "biolens.interpret.images", fake)
     predictor = types.SimpleNamespace(contract=types.SimpleNamespace(task="image"))
-    monkeypatch.setattr("biolens.deploy.predictor.Predictor.load",
+    monkeypatch.setattr("biolens.tasks.predictor.Predictor.load",
                         classmethod(lambda cls, run, device="auto": predictor))
     res = _invoke("explain", tmp_path, "a.png", "b.png", "--method", "gradcam", "--out", tmp_path / "o",
                   "--class", "pneumonia")

@@ -56,7 +56,7 @@ def test_toolkit_options_are_recorded_in_the_run(tmp_path, small_csv):
 
 @pytest.mark.parametrize("args, message", [
     (["--schedule", "linear"], "field 'train.schedule'"),
-    (["--monitor", "val_auc"], "train.monitor 'val_auc' is not logged; use one of: val_loss, val_acc"),
+    (["--monitor", "val_auc"], "train.monitor 'val_auc' is not a metric; use one of: val_loss, val_acc"),
     (["--set", "train.lr_mult={nothead: 2}"], "train.lr_mult: no parameter name starts with 'nothead'"),
     (["--set", "train.warmup_epochs=5", "--schedule", "warmup_cosine", "--epochs", "2"], "train.warmup_epochs 5.0 is not shorter"),
 ])
@@ -73,7 +73,7 @@ def test_resume_of_missing_folder_is_one_line_exit_2(tmp_path):
 
 
 def test_nan_in_training_keeps_last_good_checkpoint(tmp_path, small_csv):
-    from biolens.training.api import train
+    from biolens.workflows.train import train
 
     class PoisonAtEpoch2(Callback):
         def on_epoch_start(self, trainer):

@@ -43,7 +43,7 @@ def test_unknown_symbols_map_to_n_or_x():
 
 def test_one_hot_drops_pad_channel():
     x, _ = encode(["AC", "G"], DNA)
-    oh = one_hot(x, DNA)
+    oh = one_hot(x, DNA.vocab_size)
     assert oh.shape == (2, 5, 2)
     np.testing.assert_array_equal(oh[0, :, 0], [1, 0, 0, 0, 0])
     np.testing.assert_array_equal(oh[0, :, 1], [0, 1, 0, 0, 0])

@@ -15,7 +15,9 @@ from biolens.data.images.dataset import (ImageBatches, ImageSplit, decide_reside
                                          split_nbytes)
 from biolens.data.images.transforms import PRESETS, AugmentPreset, BatchAugment, center_crop, normalize
 from biolens.errors import BiolensError, ConfigError
-from biolens.training.setup import loader_kwargs, resolve_channels_last, resolve_precision
+from biolens.models import SequenceClassifier
+from biolens.models.image import ImageClassifier
+from biolens.devices import loader_kwargs, resolve_channels_last, resolve_precision
 
 GB = 1 << 30
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -126,15 +128,16 @@ def test_resolve_transfer_on_cpu_and_config_override():
 
 # ---- speed defaults per device ----------------------------------------------------------------------------------
 def test_precision_and_channels_last_defaults_per_device():
-    assert resolve_precision("auto", "cuda", "image") == "bf16"
-    assert resolve_precision("auto", "cpu", "image") == "fp32"
-    assert resolve_precision("auto", "cuda", "sequence") == "fp32"  # LSTM-bound models keep fp32
-    assert resolve_precision("fp32", "cuda", "image") == "fp32"  # an explicit choice overrides
-    assert resolve_precision("fp16", "cpu", "sequence") == "fp16"
-    assert resolve_channels_last("auto", "cuda", "image") is True
-    assert resolve_channels_last("auto", "cpu", "image") is False
-    assert resolve_channels_last("auto", "cuda", "sequence") is False
-    assert resolve_channels_last(True, "cpu", "image") is True and resolve_channels_last(False, "cuda", "image") is False
+    image, sequence = ImageClassifier.cuda_precision, SequenceClassifier.cuda_precision
+    assert resolve_precision("auto", "cuda", image) == "bf16"
+    assert resolve_precision("auto", "cpu", image) == "fp32"
+    assert resolve_precision("auto", "cuda", sequence) == "fp32"  # LSTM-bound models keep fp32
+    assert resolve_precision("fp32", "cuda", image) == "fp32"  # an explicit choice overrides
+    assert resolve_precision("fp16", "cpu", sequence) == "fp16"
+    assert resolve_channels_last("auto", "cuda", True) is True
+    assert resolve_channels_last("auto", "cpu", True) is False
+    assert resolve_channels_last("auto", "cuda", False) is False
+    assert resolve_channels_last(True, "cpu", True) is True and resolve_channels_last(False, "cuda", True) is False
     assert validate_config({"data": {"path": "x"}}).train.precision == "auto"
 
 
@@ -163,7 +166,7 @@ def test_compile_failure_becomes_a_clear_training_error():
 
     model = torch.nn.Linear(4, 2)
     t = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.nn.CrossEntropyLoss(), net=Broken())
-    with pytest.raises(TrainingError, match=r"torch.compile failed .*BackendCompilerFailed.*drop --compile"):
+    with pytest.raises(TrainingError, match=r"torch.compile failed .*BackendCompilerFailed.*set train.compile=false"):
         t.train_epoch([{"x": torch.randn(2, 4), "y": torch.tensor([0, 1])}])
 
 
@@ -275,7 +278,7 @@ def test_cuda_defaults_bf16_and_channels_last():
 # ---- end to end ---------------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_training_is_identical_with_resident_pixels(tmp_path):
-    from biolens.training.api import train
+    from biolens.workflows.train import train
     from tests.image_helpers import image_folder
 
     root = image_folder(tmp_path / "data", n=4)

@@ -80,7 +80,7 @@ def test_bad_files_fail_with_one_line_listing_all(tmp_path):
     with pytest.raises(DataError) as e:
         prepare_images(cfg(root, tmp_path))
     msg = str(e.value)
-    assert "\n" not in msg and "4 unreadable" in msg and "--skip-bad" in msg
+    assert "\n" not in msg and "4 unreadable" in msg and "data.image.skip_bad=true" in msg
     assert all(n in msg for n in names)
 
 
@@ -166,7 +166,7 @@ def test_augment_draws_parameters_per_image():
 
 def test_transforms_only_on_train(tmp_path):
     from biolens.config import RunConfig
-    from biolens.training.image_task import ImageTask
+    from biolens.tasks.image import ImageTask
 
     root = image_folder(tmp_path / "data", n=4)
     task = ImageTask(RunConfig(data=cfg(root, tmp_path).model_dump(), model={"name": "simple_cnn"}, train={"batch_size": 4}))

@@ -55,7 +55,7 @@ def test_tables(tmp_path, name, sep):
 
 def test_table_missing_column_names_columns(tmp_path):
     p = write_csv(tmp_path / "d.csv", ["ACGT"], ["a"])
-    with pytest.raises(DataError, match=r"no column 'seq' \(columns: id, sequence, label\); pass --seq-col"):
+    with pytest.raises(DataError, match=r"no column 'seq' \(columns: id, sequence, label\); set data.seq_col=NAME"):
         read_table(p, seq_col="seq")
 
 

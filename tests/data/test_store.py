@@ -309,7 +309,7 @@ _PEAK = textwrap.dedent("""
 _EPOCH = textwrap.dedent("""
     import sys, torch
     from biolens.config import load_config
-    from biolens.training.tasks import make_task
+    from biolens.tasks import make_task
     cfg = load_config(None, {"data": {"path": sys.argv[1], "store": "mmap", "store_dir": sys.argv[2]},
                              "train": {"batch_size": 256}})
     task = make_task(cfg)

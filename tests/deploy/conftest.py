@@ -14,7 +14,7 @@ TINY_IMAGE = {"widths": [4, 8], "blocks": [1, 1]}
 @pytest.fixture(scope="session")
 def image_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(run folder, data folder) of a resnet with widths 4/8 trained one epoch on 32 px two-class PNGs."""
-    from biolens.training.api import train
+    from biolens.workflows.train import train
 
     root = tmp_path_factory.mktemp("image_run")
     data = image_folder(root / "data", n=6)

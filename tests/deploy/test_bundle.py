@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biolens.deploy.bundle import BUNDLE_FORMAT, describe_run, refresh_manifest, sha256_file, verify_bundle
-from biolens.deploy.predictor import Predictor
+from biolens.bundle import BUNDLE_FORMAT, describe_run, refresh_manifest, verify_bundle
+from biolens.io import sha256_file
+from biolens.tasks import Predictor
 from biolens.errors import BundleError
 from tests.conftest import planted_dna
 

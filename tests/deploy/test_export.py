@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from biolens.deploy.bundle import refresh_manifest, verify_bundle
+from biolens.bundle import refresh_manifest, verify_bundle
 from biolens.deploy.export import (FP32_TOLERANCE, INT8_PROB_TOLERANCE, OPSET, ExportModule, export_model,
                                    export_run, fuse_batchnorm, onnx_session, random_batch, run_onnx)
 from biolens.errors import ConfigError
@@ -123,7 +123,9 @@ def test_int8_within_documented_tolerance(name):
     data, report = export_model(model, example(model, n=8), "onnx", quantize="int8")
     q = report["int8"]
     assert q["tolerance"] == {"prob_max_abs_diff": INT8_PROB_TOLERANCE}
-    assert q["passed"] and q["prob_max_abs_diff"] <= INT8_PROB_TOLERANCE and q["argmax_agreement"] >= 0.75
+    assert q["passed"] and q["prob_max_abs_diff"] <= INT8_PROB_TOLERANCE
+    # random untrained weights give near-tied classes; wherever the fp32 decision is clear, int8 must keep it
+    assert q["n_decisive"] >= 2 and q["decisive_agreement"] == 1.0
     assert q["max_abs_diff"] > 0  # weights really are quantized
     assert any(n.op_type in ("DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM")
                for n in onnx.load_from_string(data).graph.node)

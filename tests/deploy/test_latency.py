@@ -28,7 +28,7 @@ def test_bench_model_all_backends_with_aux_input():
     model = create_model("promoter_predictor", vocab_size=6, num_classes=2, embedding_dim=8, filters=8,
                          kernel_sizes=[3], hidden_dim=8, num_layers=1, attention_dim=8, gc_dim=4, head_hidden=8)
     x = torch.randint(1, 5, (3, 20))
-    from biolens.models.base import gc_content
+    from biolens.data.augment import gc_content
 
     threads = torch.get_num_threads()
     rows = bench_model(model, {"x": x, "gc": gc_content(x)}, batch_sizes=(1, 4), repeats=3, warmup=1, devices=["cpu"],

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biolens.deploy.predictor import Predictor
+from biolens.tasks import Predictor
 from biolens.errors import BundleError, DataError
 from tests.conftest import planted_dna, write_fasta
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from biolens.deploy.predictor import Predictor
+from biolens.tasks import Predictor
 from biolens.deploy.server import create_app
 from biolens.errors import DataError
 from tests.conftest import TINY_MODEL, planted_dna, write_csv
@@ -31,7 +31,7 @@ SEQ_LIMITS = dict(max_upload_bytes=4096, max_batch=8)
 
 @pytest.fixture(scope="module")
 def seq_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from biolens.training.api import train
+    from biolens.workflows.train import train
 
     root = tmp_path_factory.mktemp("serve_seq")
     seqs, labels = planted_dna(n=200, seed=3)
@@ -43,7 +43,7 @@ def seq_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from biolens.training.api import train
+    from biolens.workflows.train import train
 
     root = tmp_path_factory.mktemp("serve_img")
     data = image_folder(root / "data", n=4)
@@ -105,7 +105,7 @@ def test_health_and_model_metadata(seq_client, seq_run):  # noqa: ANN001
     import biolens
 
     assert m["manifest"]["biolens"] == biolens.__version__ and m["manifest"]["torch"] == torch.__version__
-    from biolens.deploy.bundle import sha256_file
+    from biolens.io import sha256_file
 
     assert m["manifest"]["files"]["model.safetensors"] == sha256_file(seq_run / "model.safetensors")
     assert m["limits"] == {"max_upload_bytes": 4096, "max_batch": 8, "max_sequence_length": 40, "max_wait_ms": 5.0}

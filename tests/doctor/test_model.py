@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from biolens.doctor.model import check_model, doctor_model, parse_shape, receptive_field
+from biolens.doctor.model import check_model, doctor_model, receptive_field
+from biolens.tasks import task_class
 from biolens.errors import ConfigError
 from biolens.models import create_model
 from biolens.models.image import ResidualBlock
@@ -113,10 +114,11 @@ def test_sequence_receptive_field_warnings():
 
 
 def test_parse_shape():
-    assert parse_shape("200", "sequence") == (4, 200)
-    assert parse_shape("3,224,224", "image") == (4, 3, 224, 224)
-    assert parse_shape("1,3,8,8", "image") == (2, 3, 8, 8)
+    seq, img = task_class("sequence"), task_class("image")
+    assert seq.parse_shape("200") == (4, 200)
+    assert img.parse_shape("3,224,224") == (4, 3, 224, 224)
+    assert img.parse_shape("1,3,8,8") == (2, 3, 8, 8)
     with pytest.raises(ConfigError, match="C,H,W"):
-        parse_shape("200", "image")
+        img.parse_shape("200")
     with pytest.raises(ConfigError, match="integers"):
-        parse_shape("a,b", "sequence")
+        seq.parse_shape("a,b")

@@ -84,7 +84,7 @@ def test_not_a_run(tmp_path: Path):
 
 
 def test_report_gets_a_doctor_section(trained_run: Path, tmp_path: Path):
-    from biolens.evaluation.report import build_report
+    from biolens.workflows.report import build_report
 
     run = shutil.copytree(trained_run, tmp_path / "run")
     html_path, md_path = build_report(run, n_resamples=50)

@@ -1,7 +1,8 @@
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from biolens.evaluation.metrics import classification_metrics, decide
+from biolens.metrics import classification_metrics
+from biolens.contract import decide
 
 
 def test_binary_metrics_golden():

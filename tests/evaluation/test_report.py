@@ -8,9 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from biolens.cli.main import app
-from biolens.deploy.predictor import Predictor
-from biolens.evaluation.report import build_report
-from biolens.evaluation.runner import EvalOptions, evaluate_run
+from biolens.workflows.report import build_report
+from biolens.workflows.evaluate import EvalOptions, evaluate_run
 from tests.conftest import planted_dna, write_fasta
 
 runner = CliRunner()
@@ -53,7 +52,7 @@ def test_evaluate_with_target_sensitivity_saves_threshold_used_by_predict(run_co
     rows = list(csv.DictReader(preds.open()))
     assert all((row["decision"] == "True") == (float(row["p_promoter"]) >= contract["threshold"]) for row in rows)
     manifest = json.loads((run_copy / "manifest.json").read_text())
-    from biolens.deploy.bundle import sha256_file
+    from biolens.io import sha256_file
 
     assert manifest["files"]["contract.json"] == sha256_file(run_copy / "contract.json")  # manifest kept current
 

@@ -7,9 +7,9 @@ from biolens.errors import ConfigError, DataError
 from biolens.evaluation.bootstrap import binary_cis, multiclass_cis
 from biolens.evaluation.calibration import brier, expected_calibration_error, fit_temperature, nll, reliability
 from biolens.evaluation.clinical import clinical_lines
-from biolens.evaluation.metrics import classification_metrics
+from biolens.metrics import classification_metrics
 from biolens.evaluation.threshold import choose_threshold
-from biolens.models.inference import softmax
+from biolens.contract import softmax
 
 
 def test_no_positives_gives_undefined_not_zero():

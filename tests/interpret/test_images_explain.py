@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 
 from biolens.contract import InputContract
-from biolens.deploy.predictor import Predictor
+from biolens.tasks import Predictor
 from biolens.errors import BiolensWarning, ConfigError, DataError, ModelError
-from biolens.interpret.images import (IMAGE_METHODS, SUMMARY_COLUMNS, attribute, cam_layer, explain_images,
+from biolens.interpret import methods
+from biolens.interpret.images import (SUMMARY_COLUMNS, attribute, cam_layer, explain_images,
                                       map_on_original, occlusion_window, to_original)
 from biolens.models import create_model
 from biolens.models.registry import list_models, model_info
@@ -39,7 +40,7 @@ def probe_files(folder, n=3, size=32, seed=5):
 
 # ---- the validation: Grad-CAM finds the planted square ---------------------------------------------------------------
 def test_gradcam_peak_falls_inside_the_bright_square(tmp_path):
-    from biolens.training.api import train
+    from biolens.workflows.train import train
 
     root = square_dataset(tmp_path / "data", {"train": 60, "val": 10, "test": 5}, seed=0)
     res = train({"data": {"path": str(root), "image": {"image_size": 32, "cache_dir": str(tmp_path / "cache"),
@@ -142,7 +143,7 @@ def test_occlusion_is_the_logit_drop_under_a_sliding_mean_patch():
 def test_unknown_method_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="gradcam, saliency, occlusion"):
         attribute(torch.nn.Conv2d(1, 1, 1), torch.zeros(1, 1, 4, 4), torch.tensor([0]), "lime")
-    with pytest.raises(ConfigError, match="unknown image method 'ig'"):
+    with pytest.raises(ConfigError, match="method 'ig' is not valid for image runs .a method for sequence runs"):
         explain_images(hand_predictor(tmp_path), [], "ig", tmp_path / "out")
 
 
@@ -163,7 +164,7 @@ def test_coordinates_map_back_through_resize_and_center_crop():
 
 
 # ---- the full pipeline on files --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", IMAGE_METHODS)
+@pytest.mark.parametrize("method", methods("image"))
 def test_explain_images_writes_overlays_arrays_and_summary(tmp_path, method):
     files = probe_files(tmp_path / "in")
     before = [f.read_bytes() for f in files]
@@ -259,7 +260,7 @@ def test_biolens_explain_cli_on_an_image_run(tmp_path):
     from typer.testing import CliRunner
 
     from biolens.cli.main import app
-    from biolens.training.api import train
+    from biolens.workflows.train import train
 
     root = square_dataset(tmp_path / "data", {"train": 8, "val": 4, "test": 2})
     res = train({"data": {"path": str(root), "image": {"image_size": 32, "cache_dir": str(tmp_path / "cache")}},

@@ -82,7 +82,7 @@ def test_pretrained_offline_is_one_clear_error(monkeypatch):
 
     monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", offline)
     model = create_model("resnet18", in_channels=3, num_classes=2)
-    with pytest.raises(ModelError, match="cannot get ImageNet weights for resnet18.*--weights PATH"):
+    with pytest.raises(ModelError, match="cannot get ImageNet weights for resnet18.*model.weights=PATH"):
         load_pretrained(model, "imagenet")
     with pytest.raises(ModelError, match="torchvision backbone"):
         load_pretrained(create_model("simple_cnn"), "imagenet")

@@ -7,7 +7,7 @@ from torch import nn
 
 from biolens.errors import ModelError
 from biolens.models import (
-    DEFAULT_SEQUENCE_MODEL,
+    default_model,
     SequenceClassifier,
     create_model,
     list_models,
@@ -40,9 +40,9 @@ def test_builtin_sequence_models_are_registered():
 
 
 def test_default_and_declared_inputs_outputs():
-    assert DEFAULT_SEQUENCE_MODEL == "dilated_resnet"
-    assert model_info(DEFAULT_SEQUENCE_MODEL).default
-    assert [n for n in list_models(task="sequence") if model_info(n).default] == [DEFAULT_SEQUENCE_MODEL]
+    assert default_model("sequence") == "dilated_resnet" and default_model("image") == "resnet"
+    assert model_info(default_model("sequence")).default
+    assert [n for n in list_models(task="sequence") if model_info(n).default] == [default_model("sequence")]
     spec = model_info("promoter_predictor")
     assert spec.task == "sequence"
     assert spec.aux_inputs == ("gc",)

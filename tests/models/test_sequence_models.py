@@ -12,7 +12,8 @@ from torch import nn
 
 from biolens.errors import ModelError
 from biolens.models import create_model, list_models
-from biolens.models.base import gc_content, onehot, padding_mask
+from biolens.data.augment import gc_content
+from biolens.models.base import onehot, padding_mask
 
 V = 6  # DNA: PAD, A, C, G, T, N
 B, L = 4, 40

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from biolens.errors import ConfigError, DataError
-from biolens.training.api import train
+from biolens.workflows.train import train
 from tests.conftest import TINY_MODEL
 
 
@@ -29,7 +29,7 @@ def test_checklist_saved_in_run(planted_csv: Path, tmp_path: Path):
 @pytest.mark.filterwarnings("ignore:480 val/test sequences also occur")  # prepare's own leakage warning
 def test_same_file_as_val_stops_training_unless_forced(planted_csv: Path, tmp_path: Path):
     out = tmp_path / "run"
-    with pytest.raises(DataError, match=r"pre-training check 'splits separate' failed: 100% of val .*--force"):
+    with pytest.raises(DataError, match=r"pre-training check 'splits separate' failed: 100% of val .*force=True"):
         train(_cfg(planted_csv, out, val=str(planted_csv), test=str(planted_csv)))
     assert not out.exists()
     result = train(_cfg(planted_csv, out, val=str(planted_csv), test=str(planted_csv)), force=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from biolens.training.api import train
+from biolens.workflows.train import train
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from biolens.models import create_model
-from biolens.training.api import train
+from biolens.workflows.train import train
 from tests.image_helpers import image_folder
 
 
@@ -62,7 +62,7 @@ def test_builtin_breastmnist_trains_evaluates_predicts(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from biolens.deploy.predictor import Predictor
+    from biolens.tasks import Predictor
 
     out = tmp_path / "breast"
     res = train({"data": {"path": "builtin:breastmnist"}, "model": {"params": {"widths": [8, 16], "blocks": [1, 1]}},

@@ -98,7 +98,7 @@ def test_truncated_checkpoint_is_a_bundle_error(tmp_path):
 
 
 def test_resume_needs_a_run_folder(tmp_path):
-    from biolens.training.api import train
+    from biolens.workflows.train import train
 
-    with pytest.raises(ConfigError, match=r"--resume .*not a run folder \(no config.yaml\)"):
+    with pytest.raises(ConfigError, match=r"resume .*not a run folder \(no config.yaml\)"):
         train(resume=tmp_path / "nope")

@@ -140,7 +140,7 @@ def test_nan_guard_names_the_layer_whose_gradients_blew_up_and_skips_the_update(
     cb = BlowUp()
     trainer = Trainer(model, opt, nn.CrossEntropyLoss(), max_epochs=1, callbacks=[cb])
     with pytest.raises(TrainingError, match=r"gradient norm became (inf|nan) at epoch 1, step 3; lower the learning "
-                                            r"rate \(lr 1.00e-01: try 1.0e-02.*gradients blew up in conv.weight"):
+                                            r"rate \(lr 1.00e-01: try train.lr=1.0e-02.*gradients blew up in conv.weight"):
         trainer.fit(batches(64, 8), batches(16, 8))
     for k, v in cb.snapshot.items():
         assert torch.equal(v, model.state_dict()[k])  # the bad step never reached the weights

@@ -9,7 +9,7 @@ from torch import nn
 from biolens.data.alphabets import DNA
 from biolens.data.dataset import SequenceBatches, SequenceData
 from biolens.data.encoding import encode
-from biolens.deploy.bundle import load_weights
+from biolens.bundle import load_weights
 from biolens.models import create_model
 from biolens.training.callbacks import EarlyStopping
 from biolens.training.trainer import Callback, Trainer, TrainingError

@@ -25,7 +25,7 @@ def bench(
     """Benchmark inference latency: eager PyTorch, TorchScript, ONNX Runtime and int8 ONNX Runtime."""
     from rich.table import Table
 
-    from biolens.deploy.bundle import atomic_write
+    from biolens.io import atomic_write
     from biolens.deploy.latency import bench_run
     from biolens.errors import ConfigError
 

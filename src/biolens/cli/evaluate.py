@@ -29,7 +29,7 @@ def evaluate(
 ) -> None:
     """Evaluate a trained run; a chosen threshold or temperature is saved in its contract for predict."""
     from biolens.errors import ConfigError
-    from biolens.evaluation.runner import EvalOptions, evaluate_run
+    from biolens.workflows.evaluate import EvalOptions, evaluate_run
 
     setup_logging(quiet)
     chosen = [(m, t) for m, t in (("sensitivity", target_sensitivity), ("specificity", target_specificity),

@@ -8,9 +8,6 @@ import typer
 
 from biolens.cli._common import console, handle_errors, setup_logging
 
-METHODS = ("attention", "ism", "ig", "inputxgrad", "saliency", "gradcam", "occlusion")
-
-
 @handle_errors
 def explain(
     run: Path = typer.Argument(..., help="run folder from `biolens train`"),
@@ -32,31 +29,24 @@ def explain(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="only warnings"),
 ) -> None:
     """Explain predictions: attention regions, ISM, integrated gradients, saliency, motifs; Grad-CAM for images."""
-    from biolens.deploy.predictor import Predictor
-    from biolens.errors import ConfigError
+    from biolens.interpret import explain as run_explain
+    from biolens.interpret import get_method
+    from biolens.tasks import Predictor
 
     setup_logging(quiet)
-    if method not in METHODS:
-        raise ConfigError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     predictor = Predictor.load(run, device=device)
-    if predictor.contract.task == "image":
-        from biolens.interpret.images import explain_images
-        from biolens.interpret.sequences import IMAGE_METHODS
-
-        if method not in IMAGE_METHODS:
-            raise ConfigError(f"--method {method!r} is not valid for image runs; choose one of "
-                              f"{', '.join(IMAGE_METHODS)}")
-        rows = explain_images(predictor, list(inputs), method, out, target_class=target_class)
-        console.print(f"explained {len(rows)} images with {method}; results in {out}")
+    get_method(predictor.contract.task, method)  # an unknown or other-kind method fails before any work
+    options: dict[str, object] = {"target_class": target_class}
+    if predictor.contract.task == "sequence":
+        options.update(motifs=motifs or [], top=top, window=window, threshold=threshold, flank=flank,
+                       baseline=baseline, filters=filters)
+    result = run_explain(predictor, list(inputs), method, out, **options)
+    if isinstance(result, list):  # image runs: one row per image
+        console.print(f"explained {len(result)} images with {method}; results in {out}")
         return
-    from biolens.interpret.sequences import explain_sequences
-
-    summary = explain_sequences(predictor, list(inputs), method, out, target_class=target_class, motifs=motifs or [],
-                                top=top, window=window, threshold=threshold, flank=flank, baseline=baseline,
-                                filters=filters)
-    console.print(f"explained {summary['n']} sequences with {method}: {summary['regions']} regions, "
-                  f"{summary['motif_hits']} motif hits; results in {out}")
-    for row in summary["enrichment"]:
+    console.print(f"explained {result['n']} sequences with {method}: {result['regions']} regions, "
+                  f"{result['motif_hits']} motif hits; results in {out}")
+    for row in result["enrichment"]:
         mark = "significant" if row["significant"] else "not significant"
         console.print(f"  {row['motif']}: {row['inside']}/{row['hits']} hits in regions (expected "
                       f"{row['expected']:.1f}), p={row['p_value']:.2g} ({mark})", highlight=False)

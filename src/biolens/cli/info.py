@@ -18,7 +18,7 @@ def info(
     """Show a run's metadata and verify the SHA-256 of every file in its manifest (exit 2 if any differ)."""
     from rich.table import Table
 
-    from biolens.deploy.bundle import describe_run
+    from biolens.bundle import describe_run
 
     d = describe_run(run)
     if as_json:

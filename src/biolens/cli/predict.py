@@ -23,7 +23,7 @@ def predict(
     """Predict classes and probabilities for new sequences or images (streamed in chunks, constant memory)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from biolens.deploy.predictor import Predictor
+    from biolens.tasks import Predictor
     from biolens.errors import ConfigError
 
     setup_logging(quiet)

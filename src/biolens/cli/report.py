@@ -18,7 +18,7 @@ def report(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="only warnings"),
 ) -> None:
     """Write report.html (self-contained) and report.md into the run folder."""
-    from biolens.evaluation.report import build_report
+    from biolens.workflows.report import build_report
 
     setup_logging(quiet)
     html_path, md_path = build_report(run, n_resamples=resamples)
@@ -31,7 +31,7 @@ def compare(
     csv_out: Path = typer.Option(None, "--csv", help="also write the table as CSV"),
 ) -> None:
     """Side-by-side test metrics of several runs."""
-    from biolens.evaluation.report import compare_runs
+    from biolens.workflows.report import compare_runs
 
     rows = compare_runs(runs)
     table = Table(title="test metrics (one column per run)")

@@ -60,7 +60,7 @@ def train(
 ) -> None:
     """Train a classifier and write a run folder (weights, contract, history, metrics)."""
     from biolens.config import _merge, load_config, parse_set
-    from biolens.training.api import train as train_api
+    from biolens.workflows.train import train as train_api
 
     if devices is not None:
         import subprocess

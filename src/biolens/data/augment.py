@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from biolens.data.alphabets import Alphabet
+from biolens.data.alphabets import DNA, Alphabet
 
 
 def reverse_complement(x: torch.Tensor, lengths: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Reverse complement of right-padded rows: ``(B, L)`` indices → ``(B, L)``, padding stays on the right.
 
-    ``table`` maps index → complementary index (``Alphabet.complement_table``), on x's device.
+    ``table`` maps index → complementary index (``Alphabet.complement_table``), on x's device. The one
+    implementation: numpy callers use :func:`reverse_complement_np`, which runs this on CPU tensors.
     """
     width = x.shape[1]
     src = lengths[:, None] - 1 - torch.arange(width, device=x.device)[None, :]  # (B, L)
     out = torch.gather(x, 1, src.clamp(min=0))
     return torch.where(src >= 0, table[out.long()].to(x.dtype), torch.zeros_like(x))
+
+
+def reverse_complement_np(x: np.ndarray, lengths: np.ndarray, alphabet: Alphabet, block: int = 1 << 16) -> np.ndarray:
+    """:func:`reverse_complement` for numpy ``(N, L)`` uint8 rows, in row blocks of about ``block`` elements so the
+    int64 gather indices stay small (the store runs it on every chunk of a file larger than RAM)."""
+    x = np.ascontiguousarray(x, dtype=np.uint8)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out = np.empty_like(x)
+    table = torch.from_numpy(alphabet.complement_table())
+    rows = max(1, block // max(x.shape[1], 1))
+    for start in range(0, len(x), rows):
+        stop = start + rows
+        out[start:stop] = reverse_complement(torch.from_numpy(x[start:stop]), torch.from_numpy(lengths[start:stop]),
+                                             table).numpy()
+    return out
 
 
 def random_reverse_complement(
@@ -39,12 +56,17 @@ def substitute(x: torch.Tensor, rate: float, n_symbols: int, generator: torch.Ge
     return torch.where(hit, mutated.to(x.dtype), x)
 
 
-def gc_content(x: torch.Tensor, alphabet: Alphabet) -> torch.Tensor:
-    """Fraction of G+C among canonical bases per row, ``(B, L)`` → ``(B,)`` float; 0.5 when a row has none."""
+def gc_content(x: torch.Tensor, alphabet: Alphabet = DNA) -> torch.Tensor:
+    """Fraction of G+C among canonical bases per row: indices ``(B, L)`` or one-hot ``(B, V-1, L)`` → ``(B,)``
+    float. Unknown symbols and padding are ignored; a row without canonical bases gives 0.5."""
     g, c = alphabet.symbols.index("G") + 1, alphabet.symbols.index("C") + 1
     n_sym = len(alphabet.symbols)
-    gc = ((x == g) | (x == c)).sum(dim=1).float()
-    total = ((x >= 1) & (x <= n_sym)).sum(dim=1).float()
+    if x.is_floating_point():  # one-hot: channel k holds index k + 1
+        counts = x[:, :n_sym].sum(dim=-1).float()  # (B, symbols)
+        gc, total = counts[:, g - 1] + counts[:, c - 1], counts.sum(dim=1)
+    else:
+        gc = ((x == g) | (x == c)).sum(dim=1).float()
+        total = ((x >= 1) & (x <= n_sym)).sum(dim=1).float()
     return torch.where(total > 0, gc / total.clamp(min=1), torch.full_like(gc, 0.5))
 
 

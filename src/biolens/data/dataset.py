@@ -18,13 +18,11 @@ import torch
 
 from biolens.data.alphabets import Alphabet
 from biolens.data.augment import gc_content, random_reverse_complement, random_shift, substitute
-from biolens.data.sampling import epoch_order, shard
+from biolens.data.sampling import Batches
 from biolens.data.store import RowReader
+from biolens.devices import fits_on_device, free_device_memory
 
 log = logging.getLogger(__name__)
-
-DEVICE_FRACTION = 0.5  # a split is kept whole on a GPU when it needs at most this share of the free memory
-
 
 @dataclass
 class SequenceData:
@@ -75,22 +73,7 @@ class SequenceData:
             yield self.x[i] if reader is None else reader.take(self.store_rows(i))
 
 
-def free_device_memory(device: torch.device | str) -> int | None:
-    """Free bytes on a CUDA device (``torch.cuda.mem_get_info``); None for other devices."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return None
-    free, _total = torch.cuda.mem_get_info(device)
-    return int(free)
-
-
-def fits_on_device(nbytes: int, free: int, fraction: float = DEVICE_FRACTION) -> bool:
-    """Whether ``nbytes`` may live whole on a GPU with ``free`` bytes free: at most ``fraction`` of them (room is left
-    for the model, activations and the other splits). One rule for sequence and image splits."""
-    return nbytes <= fraction * free
-
-
-class SequenceBatches:
+class SequenceBatches(Batches):
     """Iterable of batches ``{"x": (B, Lb) uint8, "y": (B,), "gc": (B,), "lengths": (B,)}`` on ``device``.
 
     Each batch is cut to its longest sequence (dynamic padding), then augmented as a batch. Shuffling is seeded
@@ -113,18 +96,12 @@ class SequenceBatches:
         with_gc: bool = False,
         resident: bool | None = None,
     ):
+        super().__init__(len(data), batch_size, shuffle=shuffle, device=device, seed=seed)
         self.data = data
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.device = torch.device(device)
-        self.seed = seed
-        self.epoch = 0
         self.rc = reverse_complement
         self.sub_rate = substitution_rate
         self.shift = shift
         self.with_gc = with_gc
-        self.sample_weights: torch.Tensor | None = None  # per-sample draw weights (weighted random sampling)
-        self.rank, self.num_replicas = 0, 1  # distributed: each process takes its share of every global batch
         if resident is None:
             free = free_device_memory(self.device)
             resident = not data.mapped and (free is None or fits_on_device(data.x.nbytes, free))
@@ -146,16 +123,10 @@ class SequenceBatches:
             torch.from_numpy(data.alphabet.complement_table()).to(self.device) if reverse_complement else None
         )
 
-    def __len__(self) -> int:
-        n = len(self.data) + (-len(self.data)) % self.num_replicas
-        return (n + self.batch_size - 1) // self.batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     @property
-    def augmenting(self) -> bool:
-        return self.rc or self.sub_rate > 0 or self.shift > 0
+    def augmentations(self) -> list[str]:
+        return [name for name, on in (("reverse_complement", self.rc), ("substitution_rate", self.sub_rate > 0),
+                                      ("shift", self.shift > 0)) if on]
 
     def _read(self, cpu_idx: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Host rows of one batch in sorted store order, and the permutation back to batch order."""
@@ -167,9 +138,8 @@ class SequenceBatches:
         back[order] = np.arange(len(order))
         return buf, torch.from_numpy(back)
 
-    def _plan(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, int]]:
-        for start in range(0, len(order), self.batch_size):
-            cpu_idx = shard(order[start : start + self.batch_size], self.rank, self.num_replicas)
+    def _plan(self, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, int]]:
+        for cpu_idx in self.epoch_plan(gen):
             yield cpu_idx, int(self.lengths_cpu[cpu_idx].max())  # on the host: no device sync per batch
 
     def _streamed(self, plan: list[tuple[torch.Tensor, int]]) -> Iterator[torch.Tensor]:
@@ -184,15 +154,12 @@ class SequenceBatches:
                 yield x[back.to(self.device, non_blocking=True)]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        n = len(self.data)
-        order = epoch_order(n, shuffle=self.shuffle, generator=gen, weights=self.sample_weights,
-                            num_replicas=self.num_replicas)
+        gen = self.epoch_generator()
+        plan = list(self._plan(gen))  # the epoch order first, then the augmentation seed, from one generator
         dev_gen = None
         if self.augmenting:
             dev_gen = torch.Generator(device=self.device).manual_seed(
                 int(torch.randint(0, 2**62, (1,), generator=gen)) + self.rank)
-        plan = list(self._plan(order))
         streamed = None if self.resident else self._streamed(plan)
         try:
             for cpu_idx, width in plan:

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-from biolens.data.alphabets import ALPHABETS, DNA, INVALID, PAD, PROTEIN, RNA, Alphabet
+from biolens.data.alphabets import ALPHABETS, DNA, INVALID, PAD, PROTEIN, RNA, Alphabet, get_alphabet
 from biolens.errors import DataError
 
 
@@ -101,10 +103,20 @@ def decode(x: np.ndarray, alphabet: Alphabet, lengths: np.ndarray | None = None)
     return [bytes(row[:n]).decode("ascii") for row, n in zip(chars, lengths)]
 
 
-def one_hot(x: np.ndarray, alphabet: Alphabet) -> np.ndarray:
-    """``(N, L)`` indices → ``(N, V-1, L)`` float32 one-hot without the PAD channel (padding is all zeros)."""
-    eye = np.eye(alphabet.vocab_size, dtype=np.float32)[:, 1:]
-    return np.ascontiguousarray(eye[np.asarray(x)].transpose(0, 2, 1))
+def one_hot(x: torch.Tensor | np.ndarray, vocab_size: int, dtype: torch.dtype = torch.float32,
+            channels: int | None = None) -> torch.Tensor | np.ndarray:
+    """``(N, L)`` indices → ``(N, V-1, L)`` one-hot without the PAD channel (padding is all zeros); the first
+    ``channels`` channels only when given (e.g. the canonical symbols). Float one-hot input passes through.
+
+    The one implementation for models, explanations and motif scans: torch in, torch out; numpy in, numpy out.
+    """
+    if isinstance(x, np.ndarray):
+        return one_hot(torch.from_numpy(np.ascontiguousarray(x)), vocab_size, dtype, channels).numpy()
+    if x.is_floating_point():
+        out = x.to(dtype)
+    else:
+        out = F.one_hot(x.long(), vocab_size)[..., 1:].transpose(1, 2).to(dtype)
+    return (out if channels is None else out[:, :channels]).contiguous()
 
 
 def length_stats(lengths: np.ndarray, max_len: int | None = None) -> dict[str, float | int]:
@@ -178,6 +190,4 @@ def resolve_alphabet(name: str, seqs: Sequence[str]) -> Alphabet:
     """``auto`` → detect; otherwise the named alphabet."""
     if name == "auto":
         return ALPHABETS[detect_alphabet(seqs)]
-    from biolens.data.alphabets import get_alphabet
-
     return get_alphabet(name)

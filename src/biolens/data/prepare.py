@@ -14,6 +14,7 @@ import numpy as np
 from biolens.config import DataConfig
 from biolens.data.alphabets import Alphabet, get_alphabet
 from biolens.data.builtin import get_builtin, is_builtin
+from biolens.data.classes import pick_positive
 from biolens.data.dataset import SequenceData
 from biolens.data.encoding import RecordError, encode, find_invalid, invalid_symbol_error, length_stats, resolve_alphabet
 from biolens.data.quality import quality_filter, resolve_quality, summarize
@@ -23,8 +24,6 @@ from biolens.data.store import RowReader, Source, available_memory, open_or_buil
 from biolens.errors import BiolensWarning, ConfigError, DataError
 
 log = logging.getLogger(__name__)
-
-POSITIVE_NAMES = ("1", "pos", "positive", "promoter", "yes", "true", "+", "active", "disease", "case")
 
 
 @dataclass
@@ -66,25 +65,12 @@ def _read(cfg: DataConfig) -> tuple[Records, np.ndarray | None, bool]:
             parts.append(extra)
             names.append([split] * len(extra))
     if len(parts) > 1 and main.splits is not None:
-        log.info("explicit --val/--test given: every record of %s is used for training", cfg.path)
+        log.info("explicit val/test files given: every record of %s is used for training", cfg.path)
     if len(parts) > 1:
         names[0] = ["train"] * len(main)
     recs = Records.concat(parts) if len(parts) > 1 else main
     split = None if names[0] is None else np.array([s for n in names for s in n])
     return recs, split, stranded
-
-
-def _pick_positive(class_names: list[str], wanted: str | None) -> str | None:
-    if wanted is not None:
-        if wanted not in class_names:
-            raise ConfigError(f"positive_class {wanted!r} is not a class; classes: {', '.join(class_names)}")
-        return wanted
-    if len(class_names) != 2:
-        return None
-    for name in class_names:
-        if name.lower() in POSITIVE_NAMES:
-            return name
-    return class_names[1]
 
 
 def resolve_store(cfg: DataConfig) -> str:
@@ -171,7 +157,7 @@ def _sources(cfg: DataConfig) -> tuple[list[Source], bool]:
             labels_csv = Path(cfg.labels) if cfg.labels is not None and not per_class else None
             main.append(Source(Path(file), label=label, split=forced, columns=cols, labels_csv=labels_csv))
     if forced is not None:
-        log.info("explicit --val/--test given: every record of %s is used for training", cfg.path)
+        log.info("explicit val/test files given: every record of %s is used for training", cfg.path)
     extra = [Source(Path(p), split=s, columns=cols) for s, p in (("val", cfg.val), ("test", cfg.test)) if p is not None]
     return main + extra, stranded
 
@@ -198,7 +184,7 @@ def _prepare_stored(cfg: DataConfig, seed: int) -> PreparedData:
     def keys(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if split is None:
             log.info("data.store=mmap: duplicates are grouped by 64-bit hashes of the encoded rows, so the seeded "
-                     "split differs from store=memory's (a split column or --val/--test files give identical splits)")
+                     "split differs from store=memory's (a split column or data.val/data.test files give identical splits)")
         return store.exact, store.canonical
 
     info = {"mode": "mmap", "path": str(store.path), "rows": len(store), "width": max_len,
@@ -244,7 +230,7 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
     elif n_leaked:
         warnings.warn(
             f"{n_leaked} val/test sequences also occur (or their reverse complement does) in an earlier split: "
-            "metrics will be optimistic; pass --dedup to remove them",
+            "metrics will be optimistic; set data.dedup=true to remove them",
             BiolensWarning,
             stacklevel=3,
         )
@@ -273,7 +259,7 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
     resolved = cfg.model_copy(update={
         "alphabet": alphabet.name, "max_len": max_len, "quality": quality,
         "augment": cfg.augment.model_copy(update={"reverse_complement": rc}),
-        "positive_class": _pick_positive(class_names, cfg.positive_class),
+        "positive_class": pick_positive(class_names, cfg.positive_class),
     })
     report = {
         "source": cfg.path if isinstance(cfg.path, str) else list(cfg.path),

@@ -190,9 +190,9 @@ def _frame_records(df: pd.DataFrame, p: Path, first_row: int, *, seq_col: str, l
     df.columns = [str(c).strip() for c in df.columns]
     cols = ", ".join(df.columns)
     if seq_col not in df.columns:
-        raise DataError(f"{p}: no column {seq_col!r} (columns: {cols}); pass --seq-col NAME")
+        raise DataError(f"{p}: no column {seq_col!r} (columns: {cols}); set data.seq_col=NAME")
     if require_labels and label_col not in df.columns:
-        raise DataError(f"{p}: no column {label_col!r} (columns: {cols}); pass --label-col NAME")
+        raise DataError(f"{p}: no column {label_col!r} (columns: {cols}); set data.label_col=NAME")
     lines = range(first_row + 2, first_row + 2 + len(df))  # line 1 is the header
     sources = [f"{p}:{n}" for n in lines]
     seqs = [s.strip() for s in df[seq_col]]
@@ -283,7 +283,7 @@ def read_source(
     if require_labels and recs.labels is None:
         raise DataError(
             f"{recs.locate(0)}: header '>{recs.ids[0]}' has no label; add ' label=CLASS' to every header, "
-            "pass --labels labels.csv, or give one FASTA per class as LABEL=FILE"
+            "set data.labels=labels.csv, or give one FASTA per class as LABEL=FILE"
         )
     return recs
 

@@ -8,21 +8,12 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from biolens.data.alphabets import Alphabet
+from biolens.data.augment import reverse_complement_np
 from biolens.errors import DataError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-
-
-def reverse_complement_np(x: np.ndarray, lengths: np.ndarray, alphabet: Alphabet) -> np.ndarray:
-    """Reverse complement of right-padded index rows ``(N, L)``; padding stays on the right."""
-    table = alphabet.complement_table().astype(np.uint8)
-    n, width = x.shape
-    src = lengths[:, None] - 1 - np.arange(width)[None, :]  # (N, L) source position per output position
-    valid = src >= 0
-    out = np.take_along_axis(x, np.clip(src, 0, None), axis=1)
-    return np.where(valid, table[out], 0).astype(np.uint8)
 
 
 def sequence_keys(x: np.ndarray, lengths: np.ndarray, alphabet: Alphabet) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +49,7 @@ def stratified_split(
     if few:
         raise DataError(
             f"class {few[0]!r} has only {counts[few[0]]} distinct sequence(s); a train/val/test split needs at least 3 "
-            "per class: add data, or give explicit --val and --test files"
+            "per class: add data, or give explicit val and test files (data.val=FILE, data.test=FILE)"
         )
     idx = np.arange(len(uniq_groups))
     try:
@@ -67,7 +58,7 @@ def stratified_split(
             rest, test_size=val_frac / (1 - test_frac), stratify=group_labels[rest], random_state=seed
         )
     except ValueError as e:
-        raise DataError(f"cannot make a stratified split ({e}); add data or give explicit --val and --test files") from None
+        raise DataError(f"cannot make a stratified split ({e}); add data or give explicit val and test files (data.val=FILE, data.test=FILE)") from None
     group_split = np.empty(len(uniq_groups), dtype=object)
     group_split[train], group_split[val], group_split[test] = "train", "val", "test"
     return group_split[np.searchsorted(uniq_groups, groups)].astype(str)

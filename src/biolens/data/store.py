@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from biolens.data.alphabets import ALPHABETS, INVALID, Alphabet, get_alphabet
+from biolens.data.augment import reverse_complement_np
 from biolens.data.cachedir import cache_root, file_stamp
 from biolens.data.encoding import RecordError, detect_alphabet, encode
 from biolens.data.readers import (_HEADER_KEY, SPLIT_NAMES, Records, _fastx, _open_text, _read_frame, check_file,
@@ -204,29 +205,24 @@ def _fasta_header_lines(path: Path, ks: np.ndarray) -> np.ndarray:
     return found
 
 
-def _row_hashes(x: np.ndarray, lengths: np.ndarray, from_end: bool = False) -> np.ndarray:
-    """64-bit BLAKE2b of every row's sequence bytes (its first ``lengths`` bytes, or its last with ``from_end``)."""
+def _row_hashes(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """64-bit BLAKE2b of every row's sequence bytes (its first ``lengths`` bytes)."""
     w = x.shape[1]
     buf = memoryview(np.ascontiguousarray(x).tobytes())
-    ends = np.arange(1, len(x) + 1) * w
-    starts = ends - lengths if from_end else ends - w
-    stops = ends if from_end else starts + lengths
+    starts = np.arange(len(x)) * w
+    stops = starts + lengths
     digests = b"".join(hashlib.blake2b(buf[a:b], digest_size=8).digest()
                        for a, b in zip(starts.tolist(), stops.tolist()))
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def _sequence_hashes(x: np.ndarray, lengths: np.ndarray, alphabet: Alphabet) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of each encoded sequence and of its reverse complement (the same for protein).
-
-    The reverse complement of a right-padded row is the complemented, reversed row read from its end, so no
-    per-row shifting is needed: equal hashes ⇔ equal sequences (up to 64-bit collisions).
-    """
+    """Hashes of each encoded sequence and of its reverse complement (the same for protein): equal hashes ⇔ equal
+    sequences (up to 64-bit collisions)."""
     exact = _row_hashes(x, lengths)
     if not alphabet.is_nucleic:
         return exact, exact
-    table = alphabet.complement_table().astype(np.uint8)
-    return exact, _row_hashes(table[x[:, ::-1]], lengths, from_end=True)
+    return exact, _row_hashes(reverse_complement_np(x, lengths, alphabet), lengths)
 
 
 def _same_alphabet(seqs: list[str], alphabet: Alphabet) -> bool:
@@ -288,7 +284,7 @@ def source_chunks(src: Source, chunk_size: int) -> Iterator[Records]:
                 if bad is not None:
                     raise DataError(
                         f"{recs.locate(bad)}: header '>{recs.ids[bad]}' has no label; add ' label=CLASS' to every header, "
-                        "pass --labels labels.csv, or give one FASTA per class as LABEL=FILE")
+                        "set data.labels=labels.csv, or give one FASTA per class as LABEL=FILE")
             if first_has_split is None:
                 first_has_split = splits[0] is not None
             mismatch = next((i for i, s in enumerate(splits) if (s is not None) != first_has_split), None)
@@ -308,7 +304,7 @@ def source_chunks(src: Source, chunk_size: int) -> Iterator[Records]:
     cols = dict(seq_col=seq_col, label_col=label_col, id_col=id_col, split_col=split_col)
     for recs in iter_chunks(p, chunk_size, **cols):
         if recs.labels is None:
-            raise DataError(f"{p}: no column {label_col!r}; pass --label-col NAME")
+            raise DataError(f"{p}: no column {label_col!r}; set data.label_col=NAME")
         if src.split is not None:
             recs.splits = [src.split] * len(recs)
         yield recs

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from biolens.deploy.predictor import Predictor
+from biolens.contract import softmax
 from biolens.errors import BiolensError
-from biolens.models.inference import softmax
+from biolens.tasks import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,7 @@ class MicroBatcher:
         return jobs
 
     def _forward(self, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
-        logits = self.predictor.logits(x, lengths, self.batch_size)
-        return softmax(logits, self.predictor.contract.temperature)
+        return softmax(self.predictor.logits(x, lengths, self.batch_size), self.predictor.contract.temperature)
 
     async def _run(self, jobs: list[_Job]) -> None:
         # Items of one shape go through one forward pass (sequences always share the contract's width; images may

@@ -14,11 +14,9 @@ passes when class probabilities differ by at most ``INT8_PROB_TOLERANCE``; the a
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import logging
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,40 +26,24 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from biolens.bundle import MANIFEST, REQUIRED_FILES, refresh_manifest
+from biolens.contract import softmax
+from biolens.deploy.formats import (OPSET, ExportModule, fuse_batchnorm, model_args, onnx_session, prepare_model,
+                                    run_eager,
+                                    quantize_int8, run_onnx, run_torchscript, to_onnx, to_torchscript)
 from biolens.errors import BiolensError, BiolensWarning, ConfigError, ModelError
+from biolens.io import atomic_write
+from biolens.tasks import Predictor, make_task, task_class
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
+__all__ = ["FP32_TOLERANCE", "INT8_PROB_TOLERANCE", "OPSET", "ExportModule", "ExportResult", "export_model",
+           "export_run", "fuse_batchnorm", "onnx_session", "random_batch", "run_onnx", "sample_batch"]
+
 FP32_TOLERANCE = 1e-4  # max abs difference of logits (and attention) against PyTorch eager
 INT8_PROB_TOLERANCE = 0.05  # max abs difference of class probabilities for dynamic int8 weights
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
-
-
-class ExportModule(nn.Module):
-    """Positional-input wrapper: ``(x, *aux) → logits`` or ``(logits, attention)`` for models with attention."""
-
-    def __init__(self, model: nn.Module, attention: bool | None = None):
-        super().__init__()
-        self.model = model
-        self.aux_names = tuple(getattr(model, "aux_inputs", ()))
-        has = "attention" in getattr(model, "extra_outputs", ())
-        self.attention = has if attention is None else bool(attention and has)
-
-    def forward(self, x: Tensor, *aux: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        kwargs = dict(zip(self.aux_names, aux))
-        if self.attention:
-            return self.model.forward_with_attention(x, **kwargs)
-        return self.model(x, **kwargs)
-
-    @property
-    def input_names(self) -> list[str]:
-        return ["x", *self.aux_names]
-
-    @property
-    def output_names(self) -> list[str]:
-        return ["logits", "attention"] if self.attention else ["logits"]
 
 
 @dataclass
@@ -73,205 +55,51 @@ class ExportResult:
     parity_path: Path | None = None
 
 
-# ---- preparing the model ------------------------------------------------------------------------------------------------
-
-
-def fuse_batchnorm(model: nn.Module) -> int:
-    """Fold eval-mode BatchNorm into the convolution before it; returns the number of pairs fused.
-
-    Pairs are a ConvNd directly followed by a matching BatchNormNd inside an ``nn.Sequential`` (the only place where
-    module order is execution order); the BatchNorm becomes ``nn.Identity``. TorchScript export also freezes the
-    graph, which folds the remaining pairs it can prove; the ONNX exporter folds eval-mode pairs by itself.
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    model.eval()
-    pairs = {nn.Conv1d: nn.BatchNorm1d, nn.Conv2d: nn.BatchNorm2d, nn.Conv3d: nn.BatchNorm3d}
-    fused = 0
-    for parent in list(model.modules()):
-        if not isinstance(parent, nn.Sequential):
-            continue
-        names = list(parent._modules)
-        for a, b in zip(names, names[1:]):
-            conv, bn = parent._modules[a], parent._modules[b]
-            if (type(conv) in pairs and isinstance(bn, pairs[type(conv)]) and bn.track_running_stats
-                    and bn.num_features == conv.out_channels):
-                parent._modules[a] = fuse_conv_bn_eval(conv, bn)
-                parent._modules[b] = nn.Identity()
-                fused += 1
-    log.info("fused %d convolution + batch-norm pairs", fused)
-    return fused
-
-
-def prepare_model(model: nn.Module, fuse_bn: bool = False) -> tuple[ExportModule, int]:
-    """A CPU, eval-mode copy of ``model`` wrapped for export (the original is untouched)."""
-    m = copy.deepcopy(model).cpu().eval()
-    fused = fuse_batchnorm(m) if fuse_bn else 0
-    return ExportModule(m).eval(), fused
-
-
-def _inputs(wrapper: ExportModule, batch: dict[str, Tensor]) -> tuple[Tensor, ...]:
-    x = batch["x"]
-    if not x.is_floating_point():
-        x = x.long()  # index input: int64 in the exported graph
-    missing = [a for a in wrapper.aux_names if a not in batch]
-    if missing:
-        raise ModelError(f"example batch lacks the auxiliary input(s) {', '.join(missing)} the model declares")
-    return (x.cpu(), *(batch[a].float().cpu() for a in wrapper.aux_names))
-
-
-def _dynamic_axes(wrapper: ExportModule, sequence: bool) -> dict[str, dict[int, str]]:
-    axes: dict[str, dict[int, str]] = {"x": {0: "batch", 1: "length"} if sequence else {0: "batch"}}
-    axes.update({a: {0: "batch"} for a in wrapper.aux_names})
-    axes["logits"] = {0: "batch"}
-    if wrapper.attention:
-        axes["attention"] = {0: "batch", 1: "positions"}
-    return axes
-
-
-def _eager(wrapper: ExportModule, args: tuple[Tensor, ...]) -> list[np.ndarray]:
-    with torch.no_grad():
-        out = wrapper(*args)
-    return [o.float().numpy() for o in (out if isinstance(out, tuple) else (out,))]
-
-
-# ---- the two formats ----------------------------------------------------------------------------------------------------
-
-
-def to_onnx(wrapper: ExportModule, example: tuple[Tensor, ...], sequence: bool,
-            metadata: dict[str, str] | None = None) -> bytes:
-    """Serialized ONNX model (checked with ``onnx.checker``) with dynamic batch (and length) axes."""
-    import onnx
-
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings about shape checks that become constants
-        try:
-            torch.onnx.export(wrapper, example, buf, dynamo=False, opset_version=OPSET, do_constant_folding=True,
-                              input_names=wrapper.input_names, output_names=wrapper.output_names,
-                              dynamic_axes=_dynamic_axes(wrapper, sequence))
-        except Exception as e:  # noqa: BLE001  the exporter raises many types
-            raise ModelError(f"ONNX export of {type(wrapper.model).__name__} failed: {str(e).splitlines()[0][:200]}") from None
-    proto = onnx.load_from_string(buf.getvalue())
-    for key, value in (metadata or {}).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "biolens"
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise ModelError(f"the ONNX export of {type(wrapper.model).__name__} fails onnx.checker: "
-                         f"{str(e).splitlines()[0][:200]}; try --format torchscript") from None
-    return proto.SerializeToString()
-
-
-def quantize_int8(onnx_bytes: bytes) -> bytes:
-    """Dynamic int8 weight quantization (onnxruntime.quantization.quantize_dynamic); activations stay float."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(onnx_bytes)
-        root = logging.getLogger()
-        hint = _DropRootHint()  # onnxruntime logs "consider pre-processing" on the root logger every time
-        root.addFilter(hint)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
-        finally:
-            root.removeFilter(hint)
-        return dst.read_bytes()
-
-
-class _DropRootHint(logging.Filter):
-    """onnxruntime.quantization logs hints (pre-processing, tensors it leaves in float) on the root logger."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "onnxruntime" in record.pathname and record.levelno <= logging.WARNING:
-            log.debug("onnxruntime.quantization: %s", record.getMessage().splitlines()[0])
-            return False
-        return True
-
-
-def onnx_session(onnx_bytes: bytes, device: str = "cpu", threads: int | None = None):  # noqa: ANN201
-    """An onnxruntime InferenceSession (CUDA provider when asked and available; ``threads`` intra-op threads)."""
-    import onnxruntime as ort
-
-    providers = ["CPUExecutionProvider"]
-    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(onnx_bytes, opts, providers=providers)
-
-
-def run_onnx(session, args: tuple[Tensor, ...]) -> list[np.ndarray]:  # noqa: ANN001
-    names = [i.name for i in session.get_inputs()]
-    return session.run(None, {n: a.numpy() for n, a in zip(names, args)})
-
-
-def to_torchscript(wrapper: ExportModule, example: tuple[Tensor, ...], freeze: bool = False) -> torch.jit.ScriptModule:
-    """Traced TorchScript module (``freeze``: constants folded, e.g. convolution + batch norm)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            ts = torch.jit.trace(wrapper, example, check_trace=False)
-        except Exception as e:  # noqa: BLE001
-            raise ModelError(f"TorchScript trace of {type(wrapper.model).__name__} failed: {str(e).splitlines()[0][:200]}") from None
-        if freeze:
-            ts = torch.jit.freeze(ts.eval())  # (TorchScript is deprecated upstream from torch 2.10 on, still supported)
-    return ts
-
-
-def run_torchscript(ts: torch.jit.ScriptModule, args: tuple[Tensor, ...]) -> list[np.ndarray]:
-    with torch.no_grad():
-        out = ts(*args)
-    return [o.float().numpy() for o in (out if isinstance(out, tuple) else (out,))]
-
-
 # ---- parity -------------------------------------------------------------------------------------------------------------
 
 
-def parity_batches(batch: dict[str, Tensor], sequence: bool) -> list[dict[str, Tensor]]:
-    """The example batch, its first rows (another batch size) and, for sequences, extra padding (another length)."""
+def parity_batches(batch: dict[str, Tensor]) -> list[dict[str, Tensor]]:
+    """The example batch, its first rows (another batch size) and, for index rows ``(B, L)``, extra padding
+    (another length)."""
     out = [batch]
     n = len(batch["x"])
     if n > 1:
         out.append({k: v[: max(1, n // 3)] for k, v in batch.items()})
-    if sequence and not batch["x"].is_floating_point():
+    if batch["x"].dim() == 2 and not batch["x"].is_floating_point():
         padded = dict(batch)
         padded["x"] = torch.nn.functional.pad(batch["x"], (0, 7))  # PAD = 0 at the end
         out.append(padded)
     return out
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def compare(wrapper: ExportModule, runner, batches: list[dict[str, Tensor]], quantized: bool = False  # noqa: ANN001
             ) -> dict[str, Any]:
-    """Run ``runner(args) → outputs`` and eager on every batch; max abs differences per output (and probabilities)."""
+    """Run ``runner(args) → outputs`` and eager on every batch; max abs differences per output (and probabilities).
+
+    ``argmax_agreement`` counts every input; ``decisive_agreement`` only those whose eager top-two probabilities
+    differ by more than twice the export's largest probability difference, where a flipped class would be a real
+    disagreement rather than rounding of a near tie (``None`` when no input is that decisive)."""
     checks, worst, worst_p, agree, total = [], 0.0, 0.0, 0, 0
+    kept: list[tuple[np.ndarray, np.ndarray]] = []
     for batch in batches:
-        args = _inputs(wrapper, batch)
-        ref, got = _eager(wrapper, args), runner(args)
+        args = model_args(wrapper, batch)
+        ref, got = run_eager(wrapper, args), runner(args)
         diffs = {name: float(np.abs(r - g).max()) if r.size else 0.0
                  for name, r, g in zip(wrapper.output_names, ref, got)}
-        p_ref, p_got = _softmax(ref[0]), _softmax(got[0])
+        p_ref, p_got = softmax(ref[0]), softmax(got[0])
         p_diff = float(np.abs(p_ref - p_got).max())
         agree += int((p_ref.argmax(1) == p_got.argmax(1)).sum())
         total += len(p_ref)
+        kept.append((p_ref, p_got))
         checks.append({"batch": int(args[0].shape[0]), "shape": list(args[0].shape), "max_abs_diff": diffs,
                        "prob_max_abs_diff": p_diff})
         worst, worst_p = max(worst, max(diffs.values())), max(worst_p, p_diff)
+    decisive = [(r, g) for pr, pg in kept for r, g in zip(pr, pg)
+                if r.shape[0] > 1 and np.diff(np.sort(r)[-2:])[0] > 2 * worst_p]
     result: dict[str, Any] = {"checks": checks, "max_abs_diff": worst, "prob_max_abs_diff": worst_p,
-                              "argmax_agreement": agree / max(total, 1), "n_inputs": total}
+                              "argmax_agreement": agree / max(total, 1), "n_inputs": total,
+                              "decisive_agreement": (float(np.mean([r.argmax() == g.argmax() for r, g in decisive]))
+                                                     if decisive else None), "n_decisive": len(decisive)}
     if quantized:
         result["tolerance"] = {"prob_max_abs_diff": INT8_PROB_TOLERANCE}
         result["passed"] = worst_p <= INT8_PROB_TOLERANCE
@@ -301,14 +129,13 @@ def export_model(model: nn.Module, batch: dict[str, Tensor], fmt: str, *, quanti
     check_options(fmt, quantize)
     wrapper, fused = prepare_model(model, fuse_bn)
     reference = prepare_model(model)[0] if fuse_bn else wrapper  # parity is always against the unmodified model
-    sequence = getattr(model, "task", "sequence") == "sequence"
-    example = _inputs(wrapper, batch)
-    batches = parity_batches(batch, sequence)
+    example = model_args(wrapper, batch)
+    batches = parity_batches(batch)
     report: dict[str, Any] = {"format": fmt, "quantize": quantize, "opset": OPSET if fmt == "onnx" else None,
                               "inputs": wrapper.input_names, "outputs": wrapper.output_names,
                               "fused_batchnorm": fused if fuse_bn else None}
     if fmt == "onnx":
-        data = to_onnx(wrapper, example, sequence, metadata)
+        data = to_onnx(wrapper, example, metadata)
         session = onnx_session(data)
         report["fp32"] = compare(reference, lambda a: run_onnx(session, a), batches)
         if quantize:
@@ -339,29 +166,14 @@ def export_model(model: nn.Module, batch: dict[str, Tensor], fmt: str, *, quanti
 
 
 def random_batch(model: nn.Module, contract: Any, n: int = 8, seed: int = 0) -> dict[str, Tensor]:
-    """Contract-valid random inputs: symbols 1..k at random lengths (padded), or standard-normal images."""
-    from biolens.models.base import gc_content
-
-    g = torch.Generator().manual_seed(seed)
-    if getattr(model, "task", "sequence") == "image":
-        size = contract.image_size if contract is not None else 32
-        return {"x": torch.randn(n, model.in_channels, size, size, generator=g)}
-    length = min(int(getattr(contract, "max_len", None) or 64), 512)
-    k = model.vocab_size - 2  # symbols 1..k (k+1 = unknown)
-    x = torch.randint(1, k + 1, (n, length), generator=g)
-    lengths = torch.randint(max(2, length // 2), length + 1, (n,), generator=g)
-    x[torch.arange(length).unsqueeze(0) >= lengths.unsqueeze(1)] = 0
-    batch = {"x": x}
-    if "gc" in getattr(model, "aux_inputs", ()):
-        batch["gc"] = gc_content(x)
-    return batch
+    """Contract-valid random inputs from the model's task kind: symbols 1..k at random lengths, or normal images."""
+    kind = getattr(contract, "task", None) or model.task
+    return task_class(kind).codec.random_batch(model, contract, n, seed)
 
 
 def sample_batch(predictor: Any, n: int = 8) -> tuple[dict[str, Tensor], str]:
     """Up to ``n`` real inputs from the run's own test split (else val/train), preprocessed exactly as in
     evaluation; contract-valid random inputs when the run's data cannot be read (the string says which)."""
-    from biolens.training.tasks import make_task
-
     try:
         task = make_task(predictor.config)
         task.prepare()
@@ -393,9 +205,6 @@ def export_run(run: str | Path, fmt: str = "onnx", out: str | Path | None = None
     The default ``out`` is ``RUN/model.onnx`` (``model.int8.onnx``, ``model.torchscript.pt``); a file inside the
     run folder is added to ``manifest.json``.
     """
-    from biolens.deploy.bundle import MANIFEST, REQUIRED_FILES, atomic_write, refresh_manifest
-    from biolens.deploy.predictor import Predictor
-
     check_options(fmt, quantize)  # before loading the model and reading the run's data
     predictor = Predictor.load(run, device="cpu")
     if out is None:

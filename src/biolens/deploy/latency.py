@@ -9,6 +9,8 @@ batch size (random contract-valid inputs when the run's data cannot be read).
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -16,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime
 import torch
 
+from biolens.deploy import formats as ex
+from biolens.deploy.export import sample_batch
 from biolens.errors import ConfigError
+from biolens.tasks import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +106,6 @@ def bench_model(model: torch.nn.Module, batch: dict[str, torch.Tensor], *, batch
 
 
 def _bench(model, batch, batch_sizes, repeats, warmup, backends, devices, progress, threads):  # noqa: ANN001, ANN202
-    from biolens.deploy import export as ex
-
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ConfigError(f"unknown backend {unknown[0]!r}; expected one of: {', '.join(BACKENDS)}")
@@ -110,9 +114,8 @@ def _bench(model, batch, batch_sizes, repeats, warmup, backends, devices, progre
     if repeats < 1 or warmup < 0:
         raise ConfigError(f"--repeats must be >= 1 (got {repeats}) and warmup >= 0 (got {warmup})")
     wrapper, _ = ex.prepare_model(model)
-    sequence = getattr(model, "task", "sequence") == "sequence"
-    example = ex._inputs(wrapper, batch)
-    onnx_fp32 = ex.to_onnx(wrapper, example, sequence) if any(b.startswith("onnx") for b in backends) else None
+    example = ex.model_args(wrapper, batch)
+    onnx_fp32 = ex.to_onnx(wrapper, example) if any(b.startswith("onnx") for b in backends) else None
     onnx_int8 = ex.quantize_int8(onnx_fp32) if "onnxruntime-int8" in backends else None
     rows: list[LatencyRow] = []
     for device in _devices(devices):
@@ -136,7 +139,7 @@ def _bench(model, batch, batch_sizes, repeats, warmup, backends, devices, progre
                 runners[name] = lambda a, s=sess: ex.run_onnx(s, tuple(t.cpu() for t in a))
         for name in [b for b in BACKENDS if b in runners]:
             for bs in batch_sizes:
-                args = ex._inputs(wrapper, tile(batch, int(bs)))
+                args = ex.model_args(wrapper, tile(batch, int(bs)))
                 args = tuple(t.to(dev) for t in args) if not name.startswith("onnx") else args
                 if progress:
                     progress(f"{name} {device} batch {bs}")
@@ -151,18 +154,10 @@ def bench_run(run: str | Path, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZ
               warmup: int = 3, backends: Sequence[str] = BACKENDS, devices: Sequence[str] | None = None,
               progress: Callable[[str], None] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Benchmark a run folder's model; a JSON-able dict with the rows and where they were measured."""
-    import os
-    import platform
-
-    from biolens.deploy.export import sample_batch
-    from biolens.deploy.predictor import Predictor
-
     predictor = Predictor.load(run, device="cpu")
     batch, source = sample_batch(predictor, 8)
     rows = bench_model(predictor.model, batch, batch_sizes=batch_sizes, repeats=repeats, warmup=warmup,
                        backends=backends, devices=devices, progress=progress, threads=threads)
-    import onnxruntime
-
     return {"run": str(predictor.run_dir), "model": predictor.config.model.name, "inputs": source,
             "input_shape": list(batch["x"].shape[1:]), "repeats": repeats, "warmup": warmup,
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

@@ -1,4 +1,4 @@
-"""HTTP inference server: FastAPI app around one loaded :class:`~biolens.deploy.predictor.Predictor`.
+"""HTTP inference server: FastAPI app around one loaded :class:`~biolens.tasks.Predictor`.
 
 Endpoints: ``POST /v1/predict`` (JSON ``{"sequences": [...], "ids": [...]}`` for sequence runs, multipart image files
 in the field ``files`` for image runs), ``GET /v1/health``, ``GET /v1/model`` and the OpenAPI docs at ``/docs``.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -31,20 +30,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from biolens.data.alphabets import get_alphabet
-from biolens.data.encoding import RecordError, encode
-from biolens.data.images.cache import decode_all
-from biolens.data.images.decode import DICOM_SUFFIXES, IMAGE_SUFFIXES, Window
+from biolens._version import __version__
 from biolens.deploy.batching import (DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS, APIError,
                                       MicroBatcher)
-from biolens.deploy.predictor import Predictor
-from biolens.errors import BiolensError
-from biolens.evaluation.metrics import decide
+from biolens.deploy.requests import content_type, parse_json_items, parse_uploads, read_body
+from biolens.errors import BiolensError, ConfigError, InputError
+from biolens.tasks import Encoded, Predictor
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_BYTES = 16 * 1024 * 1024
-FILE_FIELDS = ("files", "file")
 
 
 def _error(status: int, field: str | None, message: str) -> JSONResponse:
@@ -103,43 +98,7 @@ _PREDICT_BODY = {
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Input handling
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes (header or streamed size)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise APIError(400, "content-length", f"Content-Length {declared!r} is not a number") from None
-        if size > limit:
-            raise APIError(413, "body", f"request body is {size} bytes, over the limit of {limit} bytes "
-                                        "(--max-upload-mb); send fewer or smaller items per request")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise APIError(413, "body", f"request body is over the limit of {limit} bytes (--max-upload-mb); "
-                                        "send fewer or smaller items per request")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _upload_suffix(name: str, head: bytes) -> str:
-    """Suffix for the temporary copy: DICOM by its preamble or name (the decoders pick pydicom by suffix), else the
-    upload's image suffix; Pillow detects the format from the content either way."""
-    suffix = Path(name).suffix.lower()
-    if head[128:132] == b"DICM" or suffix in DICOM_SUFFIXES:
-        return ".dcm"
-    return suffix if suffix in IMAGE_SUFFIXES else ".img"
-
-
-def _hide_path(reason: str, path: Path) -> str:
-    """Drop the server's temporary file name from a decoder's reason (the client knows the upload name)."""
-    text = reason.replace(repr(str(path)), "").replace(str(path), "")
-    return " ".join(text.replace(" )", ")").split())
+# The service
 
 
 @dataclass
@@ -150,124 +109,32 @@ class ServerLimits:
 
 
 class InferenceService:
-    """Validation, encoding and response formatting around a predictor and its batcher."""
+    """Validation, encoding (through the run's codec) and response formatting around a predictor and its batcher."""
 
     def __init__(self, predictor: Predictor, limits: ServerLimits, batcher: MicroBatcher):
         self.predictor = predictor
         self.contract = predictor.contract
+        self.codec = predictor.codec
         self.limits = limits
         self.batcher = batcher
         self.model_name = predictor.config.model.name
         self.requests = 0
         self.errors = 0
-        if self.contract.task == "sequence":
-            self.alphabet = get_alphabet(self.contract.alphabet)
-            self.max_length = limits.max_sequence_length or self.contract.max_len
 
-    # sequences ------------------------------------------------------------------------------------------------------
-
-    def parse_sequences(self, body: bytes) -> tuple[list[str], list[str]]:
+    async def inputs(self, request: Request, body: bytes, carries: str) -> tuple[list[str], Encoded]:
+        """(ids, encoded inputs) of a validated request; every bad item is an APIError naming it."""
         try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise APIError(422, "body", f"not valid JSON ({e}); send {{\"sequences\": [\"ACGT...\"]}}") from None
-        if not isinstance(data, dict):
-            raise APIError(422, "body", f"expected a JSON object {{\"sequences\": [...]}}, got {type(data).__name__}")
-        unknown = sorted(set(data) - {"sequences", "ids"})
-        if unknown:
-            raise APIError(422, unknown[0], f"unknown field {unknown[0]!r}; the body takes \"sequences\" and \"ids\"")
-        if "sequences" not in data:
-            raise APIError(422, "sequences", "missing field \"sequences\"; send {\"sequences\": [\"ACGT...\"]}")
-        seqs = data["sequences"]
-        if not isinstance(seqs, list):
-            raise APIError(422, "sequences", f"expected a list of strings, got {type(seqs).__name__}")
-        if not seqs:
-            raise APIError(422, "sequences", "empty list; send at least one sequence")
-        if len(seqs) > self.limits.max_batch:
-            raise APIError(413, "sequences", f"{len(seqs)} sequences, over the limit of {self.limits.max_batch} per "
-                                             "request (--max-batch); split the request")
-        for i, s in enumerate(seqs):
-            if not isinstance(s, str):
-                raise APIError(422, f"sequences[{i}]", f"sequences[{i}]: expected a string, got {type(s).__name__}")
-            if not s:
-                raise APIError(422, f"sequences[{i}]", f"sequences[{i}]: empty sequence")
-            if len(s) > self.max_length:
-                raise APIError(422, f"sequences[{i}]", f"sequences[{i}]: length {len(s)} is over the maximum of "
-                                                       f"{self.max_length} (model max_len {self.contract.max_len}, "
-                                                       "--max-length); shorten or split the sequence")
-        ids = data.get("ids")
-        if ids is None:
-            ids = [f"seq{i + 1}" for i in range(len(seqs))]
-        elif not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
-            raise APIError(422, "ids", "expected a list of strings, one id per sequence")
-        elif len(ids) != len(seqs):
-            raise APIError(422, "ids", f"{len(ids)} ids for {len(seqs)} sequences; give one id per sequence")
-        return seqs, ids
-
-    def encode_sequences(self, seqs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            return encode(seqs, self.alphabet, self.contract.max_len)
-        except RecordError as e:
-            raise APIError(422, f"sequences[{e.index}]", f"sequences[{e.index}]: {e.detail}") from None
-
-    # images ---------------------------------------------------------------------------------------------------------
-
-    async def parse_images(self, request: Request, body: bytes) -> tuple[list[str], list[bytes]]:
-        async def replay() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        replayed = Request(request.scope, receive=replay)
-        try:
-            form = await replayed.form(max_files=self.limits.max_batch + 1, max_fields=100)
-        except StarletteHTTPException as e:
-            raise APIError(422, "files", f"malformed multipart body ({e.detail}); send image files in the field "
-                                         "\"files\"") from None
-        names: list[str] = []
-        blobs: list[bytes] = []
-        try:
-            for key, value in form.multi_items():
-                if isinstance(value, str) or not hasattr(value, "read"):
-                    raise APIError(422, key, f"unexpected form field {key!r}; send image files in the field \"files\"")
-                if key not in FILE_FIELDS:
-                    raise APIError(422, key, f"unexpected file field {key!r}; send image files in the field \"files\"")
-                names.append(value.filename or f"file{len(names) + 1}")
-                blobs.append(await value.read())
-        finally:
-            await form.close()
-        if not blobs:
-            raise APIError(422, "files", "no image files in the request; send them in the multipart field \"files\"")
-        if len(blobs) > self.limits.max_batch:
-            raise APIError(413, "files", f"{len(blobs)} files, over the limit of {self.limits.max_batch} per request "
-                                         "(--max-batch); split the request")
-        return names, blobs
-
-    def decode_images(self, names: Sequence[str], blobs: Sequence[bytes]) -> np.ndarray:
-        """Decode uploads exactly as ``Predictor.predict`` decodes files; bad files are one 422 naming each."""
-        c = self.contract
-        prep = c.image_preprocessing
-        with tempfile.TemporaryDirectory(prefix="biolens-upload-") as tmp:
-            paths = []
-            for i, (name, blob) in enumerate(zip(names, blobs, strict=True)):
-                p = Path(tmp) / f"{i:05d}{_upload_suffix(name, blob[:132])}"
-                p.write_bytes(blob)
-                paths.append(p)
-            decoded = decode_all(paths, c.resize_to or c.image_size,
-                                 Window(prep.get("window_center"), prep.get("window_width")), cache_dir=None)
-            images = np.array(decoded.images)
-        if decoded.bad:
-            first = min(decoded.bad)
-            # reasons may quote the temporary path; the client knows the file by its upload name
-            listing = "; ".join(f"files[{i}] {names[i]!r}: {_hide_path(r, paths[i])}"
-                                for i, r in sorted(decoded.bad.items()))
-            raise APIError(422, f"files[{first}]", f"{len(decoded.bad)} undecodable image file(s): {listing}; "
-                                                   "send PNG, JPEG, BMP, TIFF or DICOM files")
-        return images
-
-    # responses ------------------------------------------------------------------------------------------------------
+            if carries == "json":
+                items, ids = parse_json_items(body, self.codec, self.limits.max_batch)
+                return ids, self.codec.from_json(items, self.limits.max_sequence_length)
+            names, blobs = await parse_uploads(request, body, self.limits.max_batch)
+            return names, await asyncio.to_thread(self.codec.from_uploads, names, blobs)
+        except InputError as e:
+            raise APIError(422, e.field, str(e)) from None
 
     def format(self, ids: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
         c = self.contract
-        pred = decide(probs, c.positive_index, c.threshold)
+        pred = c.decide(probs)
         items = []
         for i, ident in enumerate(ids):
             items.append({
@@ -290,6 +157,9 @@ class InferenceService:
                 manifest = json.loads((run_dir / "manifest.json").read_text())
             except (OSError, json.JSONDecodeError):
                 log.warning("%s/manifest.json is missing or unreadable; /v1/model shows no versions", run_dir)
+        limits = {"max_upload_bytes": self.limits.max_upload_bytes, "max_batch": self.limits.max_batch,
+                  "max_sequence_length": None, "max_wait_ms": self.batcher.max_wait * 1000.0}
+        limits.update(self.codec.limits(self.limits.max_sequence_length))
         return {
             "task": c.task,
             "model": {"name": self.model_name, "params": dict(self.predictor.config.model.params)},
@@ -299,9 +169,7 @@ class InferenceService:
             "temperature": c.temperature,
             "contract": c.to_dict(),
             "manifest": manifest,
-            "limits": {"max_upload_bytes": self.limits.max_upload_bytes, "max_batch": self.limits.max_batch,
-                       "max_sequence_length": self.max_length if c.task == "sequence" else None,
-                       "max_wait_ms": self.batcher.max_wait * 1000.0},
+            "limits": limits,
             "device": str(self.predictor.device),
         }
 
@@ -326,8 +194,6 @@ def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: in
         batch_size: rows per model call inside a forward pass.
         device: where a run folder's model is loaded ("auto", "cpu", "cuda", …).
     """
-    from biolens.errors import ConfigError
-
     for name, value in (("max_upload_bytes", max_upload_bytes), ("max_batch", max_batch), ("batch_size", batch_size)):
         if int(value) < 1:
             raise ConfigError(f"{name}={value}: must be at least 1")
@@ -351,9 +217,7 @@ def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: in
         finally:
             await batcher.stop()
 
-    import biolens
-
-    app = FastAPI(title="biolens inference API", version=biolens.__version__, lifespan=lifespan,
+    app = FastAPI(title="biolens inference API", version=__version__, lifespan=lifespan,
                   description=f"Predictions from the {predictor.contract.task} model `{service.model_name}` "
                               f"({', '.join(predictor.contract.class_names)}).")
     app.state.service = service
@@ -376,26 +240,10 @@ def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: in
     @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_PREDICT_BODY,
               summary="Predict for sequences (JSON) or images (multipart files)")
     async def predict(request: Request) -> dict[str, Any]:
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype not in ("application/json", "multipart/form-data"):
-            raise APIError(415, "content-type", f"content type {ctype or '(none)'!r} is not accepted; send "
-                                                "application/json {\"sequences\": [...]} or multipart/form-data "
-                                                "image files")
-        task = predictor.contract.task
-        if ctype == "application/json" and task == "image":
-            raise APIError(422, "sequences", "this is an image model; send image files as multipart/form-data in "
-                                             "the field \"files\"")
-        if ctype == "multipart/form-data" and task == "sequence":
-            raise APIError(422, "files", "this is a sequence model; send JSON {\"sequences\": [...]}")
-        body = await _read_body(request, max_upload_bytes)
-        if task == "sequence":
-            seqs, ids = service.parse_sequences(body)
-            x, lengths = service.encode_sequences(seqs)
-            probs = await batcher.submit(x, lengths)
-        else:
-            ids, blobs = await service.parse_images(request, body)
-            images = await asyncio.to_thread(service.decode_images, ids, blobs)
-            probs = await batcher.submit(images, None)
+        carries = content_type(request, service.codec)
+        body = await read_body(request, max_upload_bytes)
+        ids, encoded = await service.inputs(request, body, carries)
+        probs = await batcher.submit(encoded.x, encoded.lengths)
         service.requests += 1
         return service.format(ids, probs)
 

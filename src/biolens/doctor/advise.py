@@ -16,7 +16,9 @@ import torch
 
 from biolens.config import TrainConfig
 from biolens.errors import ConfigError
+from biolens.doctor.model import receptive_field
 from biolens.models import create_model, list_models
+from biolens.tasks import task_class
 
 SMALL, LARGE = 1_000, 100_000  # guide 4.1: little < 1k, medium 1k-100k, large > 100k
 SHORT, MEDIUM, LONG = 100, 1_000, 10_000  # sequence lengths of the decision tree
@@ -128,8 +130,6 @@ def _sequence(n: int, length: int, measured: dict[str, Any]) -> Advice:
 
 
 def _rf(a: Advice, length: int) -> int:
-    from biolens.doctor.model import receptive_field
-
     model = create_model(a.model, vocab_size=6, num_classes=2, **a.params).eval()
     return receptive_field(model, torch.randint(1, 5, (2, max(length, 16))))[0]
 
@@ -189,12 +189,8 @@ def _imbalance(a: Advice, ratio: float) -> None:
 
 def _validate(a: Advice, classes: int, alphabet: str) -> None:
     """Build the model and validate the train options, so the printed command is valid."""
-    from biolens.data.alphabets import get_alphabet
-
-    if a.kind == "sequence":
-        create_model(a.model, vocab_size=get_alphabet(alphabet).vocab_size, num_classes=classes, **a.params)
-    else:
-        create_model(a.model, in_channels=3 if "--pretrained" in a.flags else 1, num_classes=classes, **a.params)
+    shape = (2, 3 if "--pretrained" in a.flags else 1, 64, 64) if a.kind == "image" else (2, 64)
+    task_class(a.kind).example_model(a.model, shape, classes, a.params, alphabet)
     pairs = {a.flags[i].lstrip("-").replace("-", "_"): a.flags[i + 1] for i in range(0, len(a.flags) - 1)
              if a.flags[i].startswith("--") and a.flags[i] in ("--loss", "--class-weights", "--sampler")}
     TrainConfig(**a.train_set, **pairs)

@@ -20,7 +20,7 @@ import torch
 from biolens.config import RunConfig
 from biolens.data.splits import SPLITS
 from biolens.findings import Finding, Report
-from biolens.training.tasks import Task, make_task
+from biolens.tasks import Task, make_task
 
 log = logging.getLogger(__name__)
 

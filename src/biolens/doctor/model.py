@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from biolens.errors import ModelError
 from biolens.findings import Finding, Report
-from biolens.errors import ConfigError, ModelError
+from biolens.models import model_info
+from biolens.tasks import task_class
 
 log = logging.getLogger(__name__)
 
@@ -115,20 +117,6 @@ def _shape(out: Any) -> str:
     if isinstance(out, (tuple, list)):
         return ", ".join(_shape(o) for o in out if isinstance(o, torch.Tensor))
     return type(out).__name__
-
-
-def dummy_input(model: nn.Module, kind: str, shape: tuple[int, ...], vocab_size: int = 6,
-                seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Dummy batch: integer tokens ``(B, L)`` in 1..vocab−1 for sequences, normal floats ``(B, C, H, W)`` for images."""
-    gen = torch.Generator().manual_seed(seed)
-    if kind == "sequence":
-        x = torch.randint(1, vocab_size, shape, generator=gen)
-    else:
-        x = torch.randn(shape, generator=gen)
-    aux = {}
-    if "gc" in getattr(model, "aux_inputs", ()):
-        aux["gc"] = torch.rand(shape[0], generator=gen)
-    return x, aux
 
 
 def check_model(model: nn.Module, x: torch.Tensor, aux: dict[str, torch.Tensor] | None = None, *, kind: str = "image",
@@ -231,7 +219,7 @@ def _stage_table(model: nn.Module, stages: list[tuple[str, nn.Module]], shapes: 
 def _receptive_field(model: nn.Module, x: torch.Tensor, aux: dict[str, torch.Tensor], kind: str,
                      motif_length: int | None, report: Report) -> None:
     rf, layers, has_global = receptive_field(model, x, **aux)
-    unit = "bases" if kind == "sequence" else "pixels"
+    unit = task_class(kind).position_unit
     report.tables["receptive_field"] = [vars(layer) for layer in layers]
     if not layers:
         report.add(Finding("receptive field", "pass", "no convolution or pooling layers", data={"rf": None}))
@@ -259,45 +247,17 @@ def _receptive_field(model: nn.Module, x: torch.Tensor, aux: dict[str, torch.Ten
                                                                if has_global else ""), data=data))
 
 
-def parse_shape(text: str | None, kind: str) -> tuple[int, ...]:
-    """``--input-shape``: ``L`` or ``B,L`` for sequences, ``C,H,W`` or ``B,C,H,W`` for images (default batch 4)."""
-    if text is None:
-        return (4, 200) if kind == "sequence" else (4, 1, 64, 64)
-    try:
-        dims = tuple(int(v) for v in text.replace("x", ",").replace("×", ",").split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"--input-shape {text!r}: expected integers such as 200 or 4,200 (sequence) "
-                          "or 3,224,224 (image)") from None
-    want = (1, 2) if kind == "sequence" else (3, 4)
-    if len(dims) not in want or min(dims, default=0) < 1:
-        raise ConfigError(f"--input-shape {text!r}: a {kind} model takes "
-                          + ("L or B,L" if kind == "sequence" else "C,H,W or B,C,H,W") + " (positive integers)")
-    if len(dims) == want[0]:
-        dims = (4,) + dims
-    if dims[0] < 2:
-        dims = (2,) + dims[1:]  # batch norm needs two samples in train mode (gradient check)
-    return dims
-
-
 def doctor_model(name: str, *, input_shape: str | None = None, params: dict[str, Any] | None = None,
                  alphabet: str = "dna", num_classes: int = 2, motif_length: int | None = None, seed: int = 0) -> Report:
-    """Build registered model ``name`` (with ``params``) and run every model check on a dummy batch."""
-    from biolens.data.alphabets import get_alphabet
-    from biolens.models import create_model, model_info
-
+    """Build registered model ``name`` (with ``params``) and run every model check on a dummy batch (the model's
+    task kind makes the batch: tokens ``(B, L)`` for sequences, normal floats ``(B, C, H, W)`` for images)."""
     spec = model_info(name)
+    kind = task_class(spec.task)
     params = {k: v for k, v in (params or {}).items() if k not in ("vocab_size", "num_classes", "in_channels")}
-    shape = parse_shape(input_shape, spec.task)
+    shape = kind.parse_shape(input_shape)
     torch.manual_seed(seed)
-    if spec.task == "sequence":
-        vocab = get_alphabet(alphabet).vocab_size
-        model = create_model(name, vocab_size=vocab, num_classes=num_classes, **params)
-    else:
-        if shape[1] not in (1, 3):
-            raise ConfigError(f"--input-shape: image models take 1 or 3 channels; got {shape[1]}")
-        vocab = 0
-        model = create_model(name, in_channels=shape[1], num_classes=num_classes, **params)
+    model = kind.example_model(name, shape, num_classes, params, alphabet)
     if not isinstance(model, nn.Module):
         raise ModelError(f"model {name!r} did not build an nn.Module")
-    x, aux = dummy_input(model, spec.task, shape, vocab, seed)
+    x, aux = kind.example_input(model, shape, seed)
     return check_model(model, x, aux, kind=spec.task, motif_length=motif_length, subject=name)

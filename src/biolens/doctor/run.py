@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import yaml
+from scipy.stats import norm
 
-from biolens.findings import Finding, Report
 from biolens.errors import BiolensError, BundleError
+from biolens.findings import Finding, Report
+from biolens.metrics import monitor_direction
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +45,6 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
     if (run_dir / "history.json").is_file():
         rows = _load_json(run_dir / "history.json")
     elif (run_dir / "history.csv").is_file():
-        import pandas as pd
-
         rows = pd.read_csv(run_dir / "history.csv").to_dict("records")
     else:
         raise BundleError(f"{run_dir}: no history.json or history.csv; give the --out folder of a `biolens train` run")
@@ -54,8 +56,6 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _config(run_dir: Path) -> dict[str, Any]:
-    import yaml
-
     p = run_dir / "config.yaml"
     try:
         return (yaml.safe_load(p.read_text()) or {}) if p.is_file() else {}
@@ -170,13 +170,11 @@ def _plateau(rows: list[dict[str, Any]], epochs: list[int], train_cfg: dict[str,
         flags = [str(r.get("best")).lower() in ("true", "1", "1.0") for r in rows]
         best_i = max((i for i, f in enumerate(flags) if f), default=0)
     else:
-        from biolens.training.callbacks import _mode
-
         series = _series(rows, monitor)
         mode = train_cfg.get("monitor_mode", "auto") if train_cfg else "auto"
         if series is None:  # the monitored value was not logged: judge by val_loss (lower is better)
             monitor, series, mode = "val_loss", _series(rows, "val_loss"), "auto"
-        mode = _mode(monitor, mode if mode in ("auto", "min", "max") else "auto")
+        mode = monitor_direction(monitor, mode if mode in ("auto", "min", "max") else "auto")
         best_i = int(series.argmin() if mode == "min" else series.argmax())
     after = len(rows) - 1 - best_i
     if after >= MIN_PLATEAU and (not patience or after > patience):
@@ -192,8 +190,6 @@ def _plateau(rows: list[dict[str, Any]], epochs: list[int], train_cfg: dict[str,
 
 
 def _predictions(run_dir: Path, report: Report) -> None:
-    import pandas as pd
-
     p = run_dir / "predictions.csv"
     if not p.is_file():
         return
@@ -227,8 +223,6 @@ def _head(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shift(run_dir: Path, report: Report) -> None:
-    from scipy.stats import norm
-
     p = run_dir / "metrics.json"
     if not p.is_file():
         return

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-# Metrics computed from a binary confusion matrix (tp, fp, tn, fn), vectorized over resamples.
-_CM_METRICS: dict[str, Callable[..., np.ndarray]] = {
-    "accuracy": lambda tp, fp, tn, fn: (tp + tn) / (tp + fp + tn + fn),
-    "sensitivity": lambda tp, fp, tn, fn: tp / (tp + fn),
-    "specificity": lambda tp, fp, tn, fn: tn / (tn + fp),
-    "precision": lambda tp, fp, tn, fn: tp / (tp + fp),
-    "npv": lambda tp, fp, tn, fn: tn / (tn + fn),
-    "f1": lambda tp, fp, tn, fn: 2 * tp / (2 * tp + fp + fn),
-    "balanced_accuracy": lambda tp, fp, tn, fn: (tp / (tp + fn) + tn / (tn + fp)) / 2,
-    "mcc": lambda tp, fp, tn, fn: (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)),
-}
+from biolens.metrics import get_metric, metric_names
 
+# binary metrics that are a function of the confusion matrix, bootstrapped through the cell counts
+_CELL_METRICS = [n for n in metric_names(binary=True) if get_metric(n).cells is not None]
+_LABEL_METRICS = [n for n in metric_names(binary=False) if get_metric(n).labels is not None]
 
 def _interval(samples: np.ndarray, alpha: float) -> list[float | None]:
     samples = samples[np.isfinite(samples)]
@@ -47,8 +39,8 @@ def binary_cis(y_pos: np.ndarray, p_pos: np.ndarray, threshold: float, *, n_resa
     draws = rng.multinomial(n, cells / n, size=n_resamples).T.astype(float)  # (4, R): tp, fp, tn, fn
     out: dict[str, list[float | None]] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
-        for name, fn in _CM_METRICS.items():
-            out[name] = _interval(fn(*draws), alpha)
+        for name in _CELL_METRICS:
+            out[name] = _interval(get_metric(name).cells(*draws), alpha)
     if not with_auc:
         return out
     if y_pos.all() or not y_pos.any():
@@ -77,22 +69,17 @@ def multiclass_cis(y_true: np.ndarray, y_pred: np.ndarray, *, probs: np.ndarray 
     """Percentile bootstrap for accuracy, balanced accuracy, MCC and macro F1, and one-vs-rest ROC AUC when
     ``probs`` is given and every class is present (rows resampled, scikit-learn; AUC resamples capped as in
     ``binary_cis``)."""
-    from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef
-
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     n = len(y_true)
     rng = np.random.default_rng(seed)
-    stats = {k: np.full(n_resamples, np.nan) for k in ("accuracy", "balanced_accuracy", "mcc", "macro_f1")}
-    labels = np.unique(np.concatenate([y_true, y_pred]))
+    stats = {k: np.full(n_resamples, np.nan) for k in _LABEL_METRICS}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for r in range(n_resamples):
             idx = rng.integers(0, n, n)
             yt, yp = y_true[idx], y_pred[idx]
-            stats["accuracy"][r] = (yt == yp).mean()
-            stats["balanced_accuracy"][r] = balanced_accuracy_score(yt, yp)
-            stats["mcc"][r] = matthews_corrcoef(yt, yp)
-            stats["macro_f1"][r] = f1_score(yt, yp, labels=labels, average="macro", zero_division=0)
+            for name in _LABEL_METRICS:
+                stats[name][r] = get_metric(name).labels(yt, yp)
     out = {k: _interval(v, alpha) for k, v in stats.items()}
     k = 0 if probs is None else probs.shape[1]
     if probs is not None and len(np.unique(y_true)) == k:

@@ -16,17 +16,9 @@ import torch
 from torch import nn
 
 from biolens.errors import ConfigError, ModelError
-from biolens.models.base import gc_content
+from biolens.models.inference import call as call_model
 
 log = logging.getLogger(__name__)
-
-
-def call_model(model: nn.Module, x: torch.Tensor, with_attention: bool = False):
-    """Logits (and attention) for indices or one-hot ``x``, computing declared auxiliary inputs (GC) from ``x``."""
-    kwargs = {"gc": gc_content(x)} if "gc" in getattr(model, "aux_inputs", ()) else {}
-    if with_attention:
-        return model.forward_with_attention(x, **kwargs)
-    return model(x, **kwargs)
 
 
 def has_attention(model: nn.Module) -> bool:

@@ -21,8 +21,9 @@ import torch
 from captum.attr import InputXGradient, IntegratedGradients, Saliency
 from torch import nn
 
+from biolens.data.encoding import one_hot
 from biolens.errors import ConfigError
-from biolens.interpret.attention import call_model
+from biolens.models.inference import call as call_model
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,7 @@ GRADIENT_METHODS = ("ig", "inputxgrad", "saliency")
 
 def onehot_input(x: np.ndarray, vocab_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """``(N, L)`` uint8 indices → ``(N, V-1, L)`` float32 one-hot on ``device`` (padding all zero)."""
-    xt = torch.as_tensor(x, device=device).long()
-    return torch.nn.functional.one_hot(xt, vocab_size)[..., 1:].transpose(1, 2).float().contiguous()
+    return one_hot(torch.as_tensor(x, device=device), vocab_size)
 
 
 def make_baseline(onehot: torch.Tensor, n_symbols: int, kind: str = "uniform") -> torch.Tensor:

@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from biolens.data.encoding import one_hot
 from biolens.errors import ModelError
-from biolens.interpret.attention import call_model
+from biolens.models.inference import call as call_model
 from biolens.interpret.motifs import write_meme
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def filter_pwms(model: nn.Module, x: np.ndarray, vocab_size: int, n_symbols: int
     sites: dict[str, torch.Tensor] = {}
     convs: dict[str, nn.Conv1d] = {}
     for xb in xs:  # pass 2: count the bases of every window above fraction × max
-        onehot = F.one_hot(xb.long(), vocab_size)[..., 1:1 + n_symbols].transpose(1, 2).float()  # (B, A, L)
+        onehot = one_hot(xb, vocab_size, channels=n_symbols)  # (B, A, L) canonical symbols
         for name, conv, out in first_layer_activations(model, xb):
             k, pad, dil = conv.kernel_size[0], conv.padding[0], conv.dilation[0]
             if conv.stride[0] != 1 or isinstance(conv.padding, str):

@@ -1,6 +1,6 @@
 """Image explanations through captum: Grad-CAM on the last conv stage, saliency and occlusion.
 
-Images go through exactly the preprocessing of prediction (``deploy/images.py``: decode, resize to the contract's
+Images go through exactly the preprocessing of prediction (``tasks/image_inputs.py``: decode, resize to the contract's
 ``resize_to``, center crop ``image_size``, channels, mean/std). Each map is computed on that model input
 ``(S, S)`` and mapped back to the original file's pixels for the overlay and the peak.
 
@@ -24,7 +24,8 @@ import io
 import logging
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +33,21 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from matplotlib import colormaps
+from PIL import Image, ImageDraw, ImageFont
 from captum.attr import LayerAttribution, LayerGradCam, Occlusion, Saliency
 from torch import nn
 
 from biolens.contract import InputContract
 from biolens.data.images.decode import Window, _pil_pixels, dicom_pixels, is_dicom, probe_channels
-from biolens.deploy import images as image_io
-from biolens.deploy.bundle import atomic_write
-from biolens.errors import BiolensWarning, ConfigError, DataError, ModelError
-from biolens.evaluation.metrics import decide
-from biolens.models.inference import softmax
+from biolens.tasks import Encoded
+from biolens.tasks import image_inputs as image_io
+from biolens.io import atomic_write
+from biolens.errors import BiolensWarning, DataError, ModelError
+from biolens.interpret.registry import Method, get_method, register_method, register_runner
 
 log = logging.getLogger(__name__)
 
-IMAGE_METHODS = ("gradcam", "saliency", "occlusion")
 SUMMARY_COLUMNS = ["input", "predicted", "target_class", "probability", "peak_row", "peak_col", "map_max",
                    "overlay", "array"]
 
@@ -70,37 +72,51 @@ def occlusion_window(size: int) -> tuple[int, int]:
     return window, (window + 1) // 2
 
 
-def attribute(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str) -> torch.Tensor:
-    """Maps ``(B, S, S)`` float32 for normalized inputs ``x`` ``(B, C, S, S)`` and class indices ``targets`` ``(B,)``.
-
-    The model is put in eval mode for the call (its mode is restored).
-    """
-    if method not in IMAGE_METHODS:
-        raise ConfigError(f"unknown image method {method!r}; expected one of: {', '.join(IMAGE_METHODS)}")
+@contextmanager
+def _eval_with_input_grad(model: nn.Module, x: torch.Tensor) -> Iterator[torch.Tensor]:
+    """Eval mode (restored after) and an input that carries gradients even when every weight is frozen."""
     was_training = model.training
     model.eval()
-    b, c, h, w = x.shape
-    target = targets.long().tolist()
     try:
         with torch.enable_grad():
-            x = x.detach().clone().requires_grad_(True)  # gradients flow even when every weight is frozen
-            if method == "gradcam":
-                raw = LayerGradCam(model, cam_layer(model)).attribute(x, target=target, relu_attributions=True)
-                if raw.shape[-2] * raw.shape[-1] == 1:
-                    warnings.warn(f"the Grad-CAM layer is 1×1 for a {h}×{w} input, so the map holds no position; "
-                                  "use a larger image_size, or saliency/occlusion", BiolensWarning, stacklevel=3)
-                maps = LayerAttribution.interpolate(raw, (h, w), interpolate_mode="bilinear")[:, 0]
-            elif method == "saliency":
-                maps = Saliency(model).attribute(x, target=target, abs=True).amax(dim=1)
-            else:
-                window, stride = occlusion_window(min(h, w))
-                n_pos = ((h - window) // stride + 1) * ((w - window) // stride + 1)
-                maps = Occlusion(model).attribute(
-                    x, sliding_window_shapes=(c, window, window), strides=(c, stride, stride), baselines=0.0,
-                    target=target, perturbations_per_eval=max(1, min(n_pos, 256 // b))).sum(dim=1)
+            yield x.detach().clone().requires_grad_(True)
     finally:
         model.train(was_training)
-    return maps.detach().float().cpu()
+
+
+@register_method("gradcam", "image", "Grad-CAM on the last conv stage (captum LayerGradCam), upsampled bilinearly")
+def gradcam(model: nn.Module, x: torch.Tensor, targets: list[int]) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    with _eval_with_input_grad(model, x) as xg:
+        raw = LayerGradCam(model, cam_layer(model)).attribute(xg, target=targets, relu_attributions=True)
+        if raw.shape[-2] * raw.shape[-1] == 1:
+            warnings.warn(f"the Grad-CAM layer is 1×1 for a {h}×{w} input, so the map holds no position; "
+                          "use a larger image_size, or saliency/occlusion", BiolensWarning, stacklevel=3)
+        return LayerAttribution.interpolate(raw, (h, w), interpolate_mode="bilinear")[:, 0]
+
+
+@register_method("saliency", "image", "|∂logit/∂x|, the maximum over channels (captum Saliency)")
+def saliency(model: nn.Module, x: torch.Tensor, targets: list[int]) -> torch.Tensor:
+    with _eval_with_input_grad(model, x) as xg:
+        return Saliency(model).attribute(xg, target=targets, abs=True).amax(dim=1)
+
+
+@register_method("occlusion", "image", "drop of the class logit when a window of about S/7 is occluded (captum)")
+def occlusion(model: nn.Module, x: torch.Tensor, targets: list[int]) -> torch.Tensor:
+    b, c, h, w = x.shape
+    window, stride = occlusion_window(min(h, w))
+    n_pos = ((h - window) // stride + 1) * ((w - window) // stride + 1)
+    with _eval_with_input_grad(model, x) as xg:
+        return Occlusion(model).attribute(
+            xg, sliding_window_shapes=(c, window, window), strides=(c, stride, stride), baselines=0.0,
+            target=targets, perturbations_per_eval=max(1, min(n_pos, 256 // b))).sum(dim=1)
+
+
+def attribute(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str | Method) -> torch.Tensor:
+    """Maps ``(B, S, S)`` float32 for normalized inputs ``x`` ``(B, C, S, S)`` and class indices ``targets`` ``(B,)``
+    with a registered image method. The model is put in eval mode for the call (its mode is restored)."""
+    m = get_method("image", method) if isinstance(method, str) else method
+    return m.compute(model, x, targets.long().tolist()).detach().float().cpu()
 
 
 # ---- geometry: model input ↔ original pixels -------------------------------------------------------------------------
@@ -174,9 +190,6 @@ def save_overlay(path: Path, original: np.ndarray, amap: np.ndarray, contract: I
 
     Signed maps (occlusion) use a diverging scale centred on 0; the others run from 0 to their maximum.
     """
-    from matplotlib import colormaps
-    from PIL import Image, ImageDraw, ImageFont
-
     h0, w0 = original.shape[:2]
     h, w = _display_size((h0, w0))
     rgb = np.repeat(original[..., None], 3, axis=-1) if original.ndim == 2 else original
@@ -229,13 +242,14 @@ def class_index(contract: InputContract, target_class: str | None) -> int | None
 
 
 # ---- the public entry point ------------------------------------------------------------------------------------------
-def explain_images(predictor, inputs: str | Path | Sequence[str | Path], method: str, out_dir: str | Path,  # noqa: ANN001
-                   target_class: str | None = None, batch_size: int = 32, chunk_size: int = 256
+@register_runner("image")
+def explain_images(predictor, inputs: str | Path | Sequence[str | Path], method: str | Method,  # noqa: ANN001
+                   out_dir: str | Path, target_class: str | None = None, batch_size: int = 32, chunk_size: int = 256
                    ) -> list[dict[str, Any]]:
     """Explain an image run's predictions: a map per image for ``target_class`` (default: the predicted class).
 
     Args:
-        predictor: a loaded :class:`biolens.deploy.predictor.Predictor` of an image run.
+        predictor: a loaded :class:`biolens.tasks.Predictor` of an image run.
         inputs: image files, folders (searched recursively) and glob patterns, as for ``predict``.
         method: ``gradcam``, ``saliency`` or ``occlusion``.
         out_dir: where the PNG overlays, ``.npy`` maps and ``METHOD.tsv`` go (created if needed).
@@ -250,17 +264,18 @@ def explain_images(predictor, inputs: str | Path | Sequence[str | Path], method:
         ConfigError: unknown method. ModelError: not an image run. DataError: unknown class name, missing or
         unreadable images (all checked before anything is written), an output that would overwrite an input.
     """
-    if method not in IMAGE_METHODS:
-        raise ConfigError(f"unknown image method {method!r}; expected one of: {', '.join(IMAGE_METHODS)}")
     contract = predictor.contract
     if contract.task != "image":
-        raise ModelError(f"{predictor.run_dir} is a {contract.task} run; {method} explains image runs")
+        raise ModelError(f"{predictor.run_dir} is a {contract.task} run; {getattr(method, 'name', method)} explains "
+                         "image runs")
+    method = get_method("image", method) if isinstance(method, str) else method
+    method.validate(predictor)
     fixed = class_index(contract, target_class)
     paths = image_io.expand_inputs(inputs)
     out_dir = Path(out_dir)
     stems = output_stems(paths)
-    outputs = [(out_dir / f"{s}.{method}.png", out_dir / f"{s}.{method}.npy") for s in stems]
-    summary = out_dir / f"{method}.tsv"
+    outputs = [(out_dir / f"{s}.{method.name}.png", out_dir / f"{s}.{method.name}.npy") for s in stems]
+    summary = out_dir / f"{method.name}.tsv"
     taken = {p.resolve() for p in paths}
     clash = next((o for pair in outputs for o in pair if o.resolve() in taken), None)
     if clash is None and summary.resolve() in taken:
@@ -279,19 +294,19 @@ def explain_images(predictor, inputs: str | Path | Sequence[str | Path], method:
     rows: list[dict[str, Any] | None] = [None] * len(paths)
     offset = 0
     for part, images in chunks or image_io.chunks(paths, contract, chunk_size):
-        for batch in image_io.batches(images, contract, batch_size, device):
+        for batch in predictor.codec.batches(Encoded(images), batch_size, device):
             x = batch["x"]
             with torch.no_grad():
                 logits = model(x).float().cpu().numpy()
-            probs = softmax(logits, contract.temperature)
-            pred = decide(probs, contract.positive_index, contract.threshold)
+            probs = contract.probabilities(logits)
+            pred = contract.decide(probs)
             targets = np.full(len(pred), fixed) if fixed is not None else pred
             maps = attribute(model, x, torch.as_tensor(targets), method).numpy()
             for j, i in enumerate(batch["index"].cpu().tolist()):
                 rows[offset + i] = _explain_one(part[i], maps[j], probs[j], int(pred[j]), int(targets[j]),
-                                                outputs[offset + i], contract, method)
+                                                outputs[offset + i], contract, method.name)
         offset += len(part)
-        log.info("%s: explained %d/%d images", method, offset, len(paths))
+        log.info("%s: explained %d/%d images", method.name, offset, len(paths))
     frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     atomic_write(summary, lambda fh: fh.write(frame.to_csv(sep="\t", index=False, float_format="%.6g").encode()))
     return rows

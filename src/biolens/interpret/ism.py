@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from biolens.interpret.attention import call_model
+from biolens.models.inference import call as call_model
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from biolens.data.alphabets import Alphabet
+from biolens.data.encoding import one_hot
 from biolens.errors import ConfigError, DataError
+from biolens.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +233,6 @@ def load_motifs(specs: list[str] | None, letters: str = "ACGT", builtins: bool =
 
 def write_meme(path: str | Path, motifs: list[tuple[str, np.ndarray, int]], letters: str = "ACGT") -> None:
     """Write ``(name, probs (w, A), nsites)`` motifs in MEME minimal format (atomically)."""
-    from biolens.deploy.bundle import atomic_write
-
     bg = " ".join(f"{c} {1 / len(letters):.4f}" for c in letters)
     out = [f"MEME version 4\n\nALPHABET= {letters}\n\nstrands: + -\n\nBackground letter frequencies\n{bg}\n"]
     for name, probs, nsites in motifs:
@@ -280,7 +280,7 @@ def scan(motifs: list[Motif], x: np.ndarray, lengths: np.ndarray, alphabet: Alph
     step = max(int(chunk_rows), 1)
     for c0 in range(0, n, step):
         xc = x[c0:c0 + step]
-        onehot = F.one_hot(torch.as_tensor(xc).long(), alphabet.vocab_size)[..., 1:].transpose(1, 2).double()
+        onehot = one_hot(torch.as_tensor(xc), alphabet.vocab_size, torch.float64)
         for m, strand, weight in kernels:
             score = F.conv1d(onehot, weight)[:, 0]  # (n_chunk, L - w + 1)
             starts = torch.arange(score.shape[1])

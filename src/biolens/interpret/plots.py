@@ -12,12 +12,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from biolens.io import atomic_write  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 
 def _save(fig, path: Path) -> None:  # noqa: ANN001
-    from biolens.deploy.bundle import atomic_write
-
     path = Path(path)
     atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)

@@ -1,8 +1,9 @@
-"""``explain_sequences``: one call from a trained sequence run to pictures, tables and arrays.
+"""Explaining a trained sequence run: one per-position score per method, then regions, top windows, motif hits,
+enrichment and pictures from it.
 
 Per method the per-position score is: attention weight (attention), minus the mean substitution effect (ism),
-the channel sum of the attribution (ig, inputxgrad) or |gradient| at the observed symbol (saliency). From it come
-threshold regions, each sequence's top window, motif hits with an in-region flag and the motif enrichment test.
+the channel sum of the attribution (ig, inputxgrad) or |gradient| at the observed symbol (saliency). Each method is
+a registered score function (``interpret/registry.py``); ``explain_sequences`` is the runner that writes the rest.
 """
 
 from __future__ import annotations
@@ -10,52 +11,124 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from biolens.data.alphabets import Alphabet
 from biolens.data.encoding import decode
-from biolens.data.prepare import encode_for_model
-from biolens.data.readers import Records
-from biolens.deploy.bundle import atomic_write
 from biolens.errors import ConfigError, DataError, ModelError
-from biolens.evaluation.metrics import decide
 from biolens.interpret import attention as att
 from biolens.interpret.attributions import attribute, position_scores
+from biolens.interpret.filters import export_filters
 from biolens.interpret.ism import ism_batch, ism_importance
-from biolens.interpret.motifs import enrichment, in_regions, load_motifs, scan
-from biolens.models.inference import softmax
+from biolens.interpret.motifs import Motif, enrichment, in_regions, load_motifs, scan
+from biolens.interpret.plots import attribution_logo, ism_heatmap
+from biolens.interpret.registry import Method, get_method, register_method, register_runner
+from biolens.io import atomic_write
+from biolens.tasks import Inputs
 
 log = logging.getLogger(__name__)
 
-SEQUENCE_METHODS = ("attention", "ism", "ig", "inputxgrad", "saliency")
-IMAGE_METHODS = ("gradcam", "saliency", "occlusion")
 _RAW = re.compile(r"^[A-Za-z*-]+$")
 
 
-def read_inputs(predictor: Any, inputs: Sequence[str]) -> tuple[Records, np.ndarray, np.ndarray]:
-    """Files (FASTA/CSV/TSV, gz) and raw sequence strings → records and the run's encoding ``(N, L)``."""
-    parts: list[Records] = []
-    raw: list[str] = []
+@dataclass
+class Scored:
+    """What a method computed: per-position ``scores`` ``(N, L)``, raw arrays to save, and the score stride."""
+
+    scores: np.ndarray
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    stride: int = 1
+    effects: np.ndarray | None = None  # ISM: (N, L, A), for the heatmaps
+
+
+@dataclass
+class Batch:
+    """The inputs of one explanation, encoded as the run encodes them, with the classes to explain."""
+
+    predictor: Any
+    inputs: Inputs
+    x: np.ndarray  # (N, L) uint8
+    lengths: np.ndarray
+    probs: np.ndarray
+    predicted: np.ndarray
+    targets: np.ndarray
+    baseline: str
+    batch_size: int
+
+    @property
+    def alphabet(self) -> Alphabet:
+        return self.predictor.alphabet
+
+
+# ---- the methods ------------------------------------------------------------------------------------------------------
+def _needs_attention(predictor: Any) -> None:
+    model = predictor.model
+    if not att.has_attention(model):
+        raise ModelError(f"--method attention: model {type(model).__name__} ({predictor.config.model.name}) has "
+                         "no attention; use ism, ig or saliency, or train cnn_bilstm_attention / promoter_predictor")
+
+
+@register_method("attention", "sequence", "attention weights of the model's attention layer, per input position",
+                 check=_needs_attention)
+def attention_method(b: Batch) -> Scored:
+    model = b.predictor.model
+    _, weights, scores = att.attention_scores(model, b.x, b.lengths, b.predictor.device)
+    return Scored(scores, {"attention": weights}, int(getattr(model, "attention_stride", 1)))
+
+
+@register_method("ism", "sequence", "in-silico mutagenesis: every substitution at every position, batched")
+def ism_method(b: Batch) -> Scored:
+    n_sym = len(b.alphabet.symbols)
+    effects = ism_batch(b.predictor.model, b.x, b.lengths, b.targets, n_sym, b.predictor.device)
+    return Scored(ism_importance(effects, b.x, n_sym), {"ism": effects}, effects=effects)
+
+
+def _gradient_method(name: str):  # noqa: ANN202
+    def compute(b: Batch) -> Scored:
+        a = b.alphabet
+        attr = attribute(b.predictor.model, b.x, b.targets, name, a.vocab_size, len(a.symbols), b.predictor.device,
+                         baseline=b.baseline, batch_size=b.batch_size)
+        return Scored(position_scores(attr, b.x, name), {name: attr.transpose(0, 2, 1)[..., :len(a.symbols)]})
+    return compute
+
+
+for _name, _what in (("ig", "integrated gradients (captum) against a uniform-background baseline"),
+                     ("inputxgrad", "gradient × input (captum)"),
+                     ("saliency", "|gradient| at the observed symbol (captum)")):
+    register_method(_name, "sequence", _what)(_gradient_method(_name))
+
+
+# ---- inputs and options -----------------------------------------------------------------------------------------------
+def read_inputs(predictor: Any, inputs: Sequence[str]) -> Inputs:
+    """Files (FASTA/CSV/TSV, gz) and raw sequence strings → the run's encoding, in the order given."""
+    files = [str(item) for item in inputs if Path(item).exists()]
+    raw = []
     for item in inputs:
-        if Path(item).exists():
-            parts.append(predictor.read(str(item))[0])
-        elif _RAW.match(item):
+        if not Path(item).exists():
+            if not _RAW.match(item):
+                raise DataError(f"{item}: no such file, and not a raw sequence (letters only); give a FASTA/CSV "
+                                "file or a sequence such as ACGT…")
             raw.append(item)
-        else:
-            raise DataError(f"{item}: no such file, and not a raw sequence (letters only); give a FASTA/CSV file or "
-                            "a sequence such as ACGT…")
+    parts = [predictor.codec.read(f) for f in files]
     if raw:
+        got = predictor.codec.coerce(raw)
         n0 = sum(len(p) for p in parts)
-        parts.append(Records([f"seq{n0 + i + 1}" for i in range(len(raw))], raw, None,
-                             sources=[f"sequence {n0 + i + 1}" for i in range(len(raw))]))
+        got.ids = [f"seq{n0 + i + 1}" for i in range(len(raw))]
+        parts.append(got)
     if not parts or not sum(len(p) for p in parts):
         raise DataError("no sequences to explain; give a FASTA/CSV file or sequences")
-    recs = parts[0] if len(parts) == 1 else Records.concat(parts)
-    x, lengths = encode_for_model(recs, predictor.contract.alphabet, predictor.contract.max_len)
-    return recs, x, lengths
+    if len(parts) == 1:
+        return parts[0]
+    width = max(p.encoded.x.shape[1] for p in parts)
+    x = np.concatenate([np.pad(p.encoded.x, ((0, 0), (0, width - p.encoded.x.shape[1]))) for p in parts])
+    labelled = all(p.labels is not None for p in parts)
+    return Inputs([i for p in parts for i in p.ids], type(parts[0].encoded)(x, np.concatenate(
+        [p.encoded.lengths for p in parts])), [lab for p in parts for lab in p.labels] if labelled else None)
 
 
 def resolve_class(predictor: Any, name: str | None) -> int | None:
@@ -67,6 +140,15 @@ def resolve_class(predictor: Any, name: str | None) -> int | None:
     return names.index(name)
 
 
+def _check_options(window: int, flank: int, top: int, threshold: str, baseline: str) -> None:
+    att.threshold_of(np.zeros(1), threshold)  # a bad rule fails before anything is written
+    if window < 1 or flank < 0 or top < 0:
+        raise ConfigError(f"--window must be >= 1, --flank and --top >= 0; got {window}, {flank}, {top}")
+    if baseline not in ("uniform", "zero"):
+        raise ConfigError(f"--baseline {baseline!r}: expected uniform or zero")
+
+
+# ---- outputs ----------------------------------------------------------------------------------------------------------
 def _tsv(frame: pd.DataFrame, path: Path) -> None:
     text = frame.to_csv(sep="\t", index=False, float_format="%.6g").encode()
     atomic_write(path, lambda fh: fh.write(text))
@@ -88,7 +170,78 @@ def _bed(frame: pd.DataFrame, name: pd.Series, score: pd.Series, path: Path, str
     atomic_write(path, lambda fh: fh.write(text))
 
 
-def explain_sequences(predictor: Any, inputs: Sequence[str], method: str, out_dir: str | Path,
+def _write_regions(b: Batch, scored: Scored, seqs: list[str], out: Path, threshold: str, flank: int
+                   ) -> tuple[pd.DataFrame, np.ndarray]:
+    """``regions.tsv/.bed``: runs of positions above each sequence's threshold; returns them and the coverage."""
+    names, ids = b.predictor.contract.class_names, b.inputs.ids
+    regions = att.find_regions(scored.scores, b.lengths, threshold, flank, scored.stride)
+    covered = np.zeros(b.x.shape, dtype=bool)
+    for r in regions:
+        covered[r.index, r.start:r.end] = True
+    reg = pd.DataFrame({
+        "id": [ids[r.index] for r in regions], "start": [r.start for r in regions],
+        "end": [r.end for r in regions], "subsequence": [seqs[r.index][r.start:r.end] for r in regions],
+        "weight": [r.weight for r in regions], "class": [names[b.targets[r.index]] for r in regions],
+    })  # fmt: skip
+    _tsv(reg, out / "regions.tsv")
+    _bed(reg, reg["class"] + "_region", reg["weight"], out / "regions.bed")
+    return reg, covered
+
+
+def _write_top_windows(b: Batch, scored: Scored, seqs: list[str], out: Path, window: int) -> pd.DataFrame:
+    """``top_windows.tsv/.bed``: each sequence's highest-scoring window, with its prediction and explained class."""
+    names, n = b.predictor.contract.class_names, len(b.inputs)
+    starts, sums = att.top_windows(scored.scores, b.lengths, window)
+    ends = np.minimum(starts + window, b.lengths)
+    pred = pd.DataFrame({"id": b.inputs.ids})
+    if b.inputs.labels is not None:
+        pred["label"] = b.inputs.labels
+    pred["prediction"] = [names[k] for k in b.predicted]
+    pred["explained_class"] = [names[k] for k in b.targets]
+    pred["p_explained"] = b.probs[np.arange(n), b.targets]
+    pred["start"], pred["end"], pred["score"] = starts, ends, sums
+    pred["subsequence"] = [s[a:e] for s, a, e in zip(seqs, starts, ends)]
+    _tsv(pred, out / "top_windows.tsv")
+    _bed(pred, pred["explained_class"] + "_top", pred["score"], out / "top_windows.bed")
+    return pred
+
+
+def _write_motifs(b: Batch, motifs: list[Motif], covered: np.ndarray, out: Path, n_perm: int
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``motif_hits.tsv/.bed`` (both strands for DNA/RNA) and ``enrichment.tsv`` (hits inside regions)."""
+    hits = scan(motifs, b.x, b.lengths, b.alphabet, b.inputs.ids)
+    hits["in_region"] = in_regions(hits, covered)
+    _tsv(hits.drop(columns=["index"]), out / "motif_hits.tsv")
+    _bed(hits, hits["motif"], hits["score"], out / "motif_hits.bed", hits["strand"])
+    enr = enrichment(hits, covered, b.lengths, motifs, n_perm=n_perm) if motifs else pd.DataFrame()
+    _tsv(enr, out / "enrichment.tsv")
+    return hits, enr
+
+
+def _write_pictures(b: Batch, scored: Scored, method: str, seqs: list[str], windows: pd.DataFrame, out: Path,
+                    top: int) -> list[Path]:
+    """A signed attribution logo (and for ISM a heatmap) for each of the first ``top`` inputs."""
+    letters, names = b.alphabet.symbols, b.predictor.contract.class_names
+    files = []
+    for i in range(min(top, len(b.inputs))):
+        ident, t = b.inputs.ids[i], b.targets[i]
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", ident)[:80]
+        title = f"{ident}: {method}, class {names[t]} (p={b.probs[i, t]:.3f})"
+        span = (int(windows["start"].iloc[i]), int(windows["end"].iloc[i]))
+        length = int(b.lengths[i])
+        onehot = b.x[i, :length, None] == np.arange(1, len(letters) + 1)  # (ℓ, A), only for the pictured inputs
+        attribution_logo(scored.scores[i, :length, None] * onehot, letters, out / f"logo_{i + 1}_{safe}.png", title,
+                         span)
+        files.append(out / f"logo_{i + 1}_{safe}.png")
+        if scored.effects is not None:
+            ism_heatmap(scored.effects[i, :length], letters, seqs[i], out / f"ism_{i + 1}_{safe}.png", title)
+            files.append(out / f"ism_{i + 1}_{safe}.png")
+    return files
+
+
+# ---- the runner -------------------------------------------------------------------------------------------------------
+@register_runner("sequence")
+def explain_sequences(predictor: Any, inputs: Sequence[str], method: Method | str, out_dir: str | Path,
                       target_class: str | None = None, motifs: Sequence[str] | None = None, top: int = 5,
                       window: int = 10, threshold: str = "mean+std", flank: int = 0, baseline: str = "uniform",
                       filters: bool = False, n_perm: int = 10000, batch_size: int = 64) -> dict[str, Any]:
@@ -97,7 +250,7 @@ def explain_sequences(predictor: Any, inputs: Sequence[str], method: str, out_di
     Args:
         predictor: a loaded ``Predictor`` of a sequence run.
         inputs: FASTA/CSV/TSV files (gz ok) and/or raw sequence strings.
-        method: attention, ism, ig, inputxgrad or saliency.
+        method: a registered sequence method (attention, ism, ig, inputxgrad, saliency) or its ``Method``.
         target_class: class to explain; default each sequence's predicted class.
         motifs: extra motifs (IUPAC strings, ``NAME=IUPAC``, MEME or JASPAR files) scanned after the built-in
             TATA/CAAT/GC boxes.
@@ -111,110 +264,43 @@ def explain_sequences(predictor: Any, inputs: Sequence[str], method: str, out_di
     Returns:
         A summary: method, n, the explained class per input, the files written and the enrichment rows.
     """
-    if method not in SEQUENCE_METHODS:
-        hint = " (an image method; this is a sequence run)" if method in IMAGE_METHODS else ""
-        raise ConfigError(f"--method {method!r} is not valid for sequence runs{hint}; choose one of "
-                          f"{', '.join(SEQUENCE_METHODS)}")
-    model, contract, device = predictor.model, predictor.contract, predictor.device
-    if method == "attention" and not att.has_attention(model):
-        raise ModelError(f"--method attention: model {type(model).__name__} ({predictor.config.model.name}) has no "
-                         "attention; use ism, ig or saliency, or train cnn_bilstm_attention / promoter_predictor")
+    if isinstance(method, str):
+        method = get_method("sequence", method)
+    method.validate(predictor)
     target_index = resolve_class(predictor, target_class)
-    att.threshold_of(np.zeros(1), threshold)  # a bad rule fails before anything is written
-    if window < 1 or flank < 0 or top < 0:
-        raise ConfigError(f"--window must be >= 1, --flank and --top >= 0; got {window}, {flank}, {top}")
-    if baseline not in ("uniform", "zero"):
-        raise ConfigError(f"--baseline {baseline!r}: expected uniform or zero")
-    alphabet = predictor.alphabet
-    letters, n_sym, vocab = alphabet.symbols, len(alphabet.symbols), alphabet.vocab_size
-    motif_list = load_motifs(list(motifs or []), letters)
-    recs, x, lengths = read_inputs(predictor, inputs)
+    _check_options(window, flank, top, threshold, baseline)
+    motif_list = load_motifs(list(motifs or []), predictor.alphabet.symbols)
+    got = read_inputs(predictor, inputs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)  # only once the inputs and options are valid
-    n = len(recs)
-    logits = predictor.logits(x, lengths, batch_size=256)
-    probs = softmax(logits, contract.temperature)
-    predicted = decide(probs, contract.positive_index, contract.threshold)
-    targets = predicted if target_index is None else np.full(n, target_index, dtype=np.int64)
-    seqs = decode(x, alphabet, lengths)
-    log.info("explaining %d sequences with %s", n, method)
+    x, lengths = got.encoded.x, got.encoded.lengths
+    probs = predictor.contract.probabilities(predictor.logits(got.encoded, batch_size=256))
+    predicted = predictor.contract.decide(probs)
+    targets = predicted if target_index is None else np.full(len(got), target_index, dtype=np.int64)
+    b = Batch(predictor, got, x, lengths, probs, predicted, targets, baseline, batch_size)
+    log.info("explaining %d sequences with %s", len(got), method.name)
 
+    scored: Scored = method.compute(b)
     files: list[Path] = []
-    stride = 1
-    if method == "attention":
-        _, weights, scores = att.attention_scores(model, x, lengths, device)
-        stride = int(getattr(model, "attention_stride", 1))
-        _npy(weights, out / "attention.npy")
-        files.append(out / "attention.npy")
-    elif method == "ism":
-        effects = ism_batch(model, x, lengths, targets, n_sym, device)
-        scores = ism_importance(effects, x, n_sym)
-        _npy(effects, out / "ism.npy")
-        files.append(out / "ism.npy")
-    else:
-        attr = attribute(model, x, targets, method, vocab, n_sym, device, baseline=baseline, batch_size=batch_size)
-        scores = position_scores(attr, x, method)
-        _npy(attr.transpose(0, 2, 1)[..., :n_sym], out / f"{method}.npy")  # (N, L, A) canonical symbols
-        files.append(out / f"{method}.npy")
-    _npy(scores.astype(np.float32), out / "scores.npy")
-    atomic_write(out / "ids.txt", lambda fh: fh.write(("\n".join(recs.ids) + "\n").encode()))
+    for name, array in scored.arrays.items():
+        _npy(array, out / f"{name}.npy")
+        files.append(out / f"{name}.npy")
+    _npy(scored.scores.astype(np.float32), out / "scores.npy")
+    atomic_write(out / "ids.txt", lambda fh: fh.write(("\n".join(got.ids) + "\n").encode()))
     files += [out / "scores.npy", out / "ids.txt"]
-
-    # regions and top windows
-    regions = att.find_regions(scores, lengths, threshold, flank, stride)
-    covered = np.zeros(x.shape, dtype=bool)
-    for r in regions:
-        covered[r.index, r.start:r.end] = True
-    reg = pd.DataFrame({
-        "id": [recs.ids[r.index] for r in regions], "start": [r.start for r in regions],
-        "end": [r.end for r in regions], "subsequence": [seqs[r.index][r.start:r.end] for r in regions],
-        "weight": [r.weight for r in regions], "class": [contract.class_names[targets[r.index]] for r in regions],
-    })  # fmt: skip
-    _tsv(reg, out / "regions.tsv")
-    _bed(reg, reg["class"] + "_region", reg["weight"], out / "regions.bed")
-    starts, sums = att.top_windows(scores, lengths, window)
-    ends = np.minimum(starts + window, lengths)
-    pred = pd.DataFrame({"id": recs.ids})
-    if recs.labels is not None:
-        pred["label"] = recs.labels
-    pred["prediction"] = [contract.class_names[k] for k in predicted]
-    pred["explained_class"] = [contract.class_names[k] for k in targets]
-    pred["p_explained"] = probs[np.arange(n), targets]
-    pred["start"], pred["end"], pred["score"] = starts, ends, sums
-    pred["subsequence"] = [s[a:b] for s, a, b in zip(seqs, starts, ends)]
-    _tsv(pred, out / "top_windows.tsv")
-    _bed(pred, pred["explained_class"] + "_top", pred["score"], out / "top_windows.bed")
-    files += [out / "regions.tsv", out / "regions.bed", out / "top_windows.tsv", out / "top_windows.bed"]
-
-    # motifs
-    hits = scan(motif_list, x, lengths, alphabet, recs.ids)
-    hits["in_region"] = in_regions(hits, covered)
-    _tsv(hits.drop(columns=["index"]), out / "motif_hits.tsv")
-    _bed(hits, hits["motif"], hits["score"], out / "motif_hits.bed", hits["strand"])
-    enr = enrichment(hits, covered, lengths, motif_list, n_perm=n_perm) if motif_list else pd.DataFrame()
-    _tsv(enr, out / "enrichment.tsv")
+    seqs = decode(x, predictor.alphabet, lengths)
+    regions, covered = _write_regions(b, scored, seqs, out, threshold, flank)
+    windows = _write_top_windows(b, scored, seqs, out, window)
+    files += [out / f for f in ("regions.tsv", "regions.bed", "top_windows.tsv", "top_windows.bed")]
+    hits, enr = _write_motifs(b, motif_list, covered, out, n_perm)
     files += [out / "motif_hits.tsv", out / "motif_hits.bed", out / "enrichment.tsv"]
-
     if filters:
-        from biolens.interpret.filters import export_filters
-
-        k = export_filters(model, x, vocab, letters, out / "filters.meme", device=device)
+        a = predictor.alphabet
+        k = export_filters(predictor.model, x, a.vocab_size, a.symbols, out / "filters.meme", device=predictor.device)
         log.info("wrote %d first-layer filter PWMs", k)
         files.append(out / "filters.meme")
+    files += _write_pictures(b, scored, method.name, seqs, windows, out, top)
+    return {"method": method.name, "n": len(got), "explained_class": windows["explained_class"].tolist(),
+            "regions": len(regions), "motif_hits": len(hits), "enrichment": enr.to_dict("records"),
+            "files": [str(f) for f in files]}
 
-    # pictures
-    from biolens.interpret.plots import attribution_logo, ism_heatmap
-
-    for i in range(min(top, n)):
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", recs.ids[i])[:80]
-        title = f"{recs.ids[i]}: {method}, class {contract.class_names[targets[i]]} (p={probs[i, targets[i]]:.3f})"
-        span = (int(starts[i]), int(ends[i]))
-        onehot = x[i, : lengths[i], None] == np.arange(1, n_sym + 1)  # (ℓ, A), only for the pictured inputs
-        heights = scores[i, : lengths[i], None] * onehot  # signed logo heights: score × one-hot
-        attribution_logo(heights, letters, out / f"logo_{i + 1}_{safe}.png", title, span)
-        files.append(out / f"logo_{i + 1}_{safe}.png")
-        if method == "ism":
-            ism_heatmap(effects[i, : lengths[i]], letters, seqs[i], out / f"ism_{i + 1}_{safe}.png", title)
-            files.append(out / f"ism_{i + 1}_{safe}.png")
-    return {"method": method, "n": n, "explained_class": pred["explained_class"].tolist(), "regions": len(reg),
-            "motif_hits": len(hits), "enrichment": enr.to_dict("records"), "files": [str(f) for f in files]}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from biolens.models.base import SequenceClassifier
 from biolens.models.registry import (
-    DEFAULT_SEQUENCE_MODEL,
     ModelSpec,
     create_model,
+    default_model,
     list_models,
     model_info,
     register_model,
@@ -19,10 +19,10 @@ from biolens.models import image as _image  # noqa: E402,F401  isort: skip
 from biolens.models import transfer as _transfer  # noqa: E402,F401  isort: skip
 
 __all__ = [
-    "DEFAULT_SEQUENCE_MODEL",
     "ModelSpec",
     "SequenceClassifier",
     "create_model",
+    "default_model",
     "list_models",
     "model_info",
     "register_model",

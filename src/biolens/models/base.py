@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from biolens.data.encoding import one_hot
 from biolens.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,7 @@ def is_onehot(x: Tensor) -> bool:
 
 def onehot(x: Tensor, vocab_size: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """``(B, L)`` indices → ``(B, V-1, L)`` float one-hot without the PAD channel; one-hot input passes through."""
-    if is_onehot(x):
-        return x.to(dtype)
-    return F.one_hot(x.long(), vocab_size)[..., 1:].transpose(1, 2).to(dtype)
+    return one_hot(x, vocab_size, dtype)
 
 
 def padding_mask(x: Tensor) -> Tensor:
@@ -85,21 +84,6 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     return torch.softmax(scores, dim=-1)
 
 
-def gc_content(x: Tensor) -> Tensor:
-    """GC fraction per sequence for dna/rna index layouts (A=1, C=2, G=3, T/U=4): ``(B, L) → (B,)`` float.
-
-    Unknown symbols and padding are ignored; a sequence without A/C/G/T gives 0.5. Accepts one-hot too.
-    """
-    if is_onehot(x):
-        counts = x[:, :4].sum(dim=-1).float()  # (B, 4) per symbol
-    else:
-        x = x.long()
-        counts = torch.stack([(x == i).sum(dim=-1) for i in range(1, 5)], dim=1).float()
-    total = counts.sum(dim=1)
-    gc = counts[:, 1] + counts[:, 2]
-    return torch.where(total > 0, gc / total.clamp_min(1.0), torch.full_like(total, 0.5))
-
-
 class ClassifierHead:
     """The classifier-head half of the shared model interface (sequence and image models alike).
 
@@ -135,6 +119,7 @@ class SequenceClassifier(ClassifierHead, nn.Module):
     """
 
     task: str = "sequence"
+    cuda_precision: str = "fp32"  # train.precision=auto on CUDA (devices.resolve_precision)
     aux_inputs: tuple[str, ...] = ()  # e.g. ("gc",): forward(x, gc=...) requires it
     extra_outputs: tuple[str, ...] = ()  # e.g. ("attention",): forward_with_attention() is available
     attention_stride: int = 1  # input positions per attention weight
@@ -185,7 +170,7 @@ class SequenceClassifier(ClassifierHead, nn.Module):
         if gc is None:
             raise ModelError(
                 f"model {type(self).__name__} needs the auxiliary input 'gc' (GC fraction per sequence, shape (B,)); "
-                "call model(x, gc=gc), e.g. gc = biolens.models.base.gc_content(x)"
+                "call model(x, gc=gc), e.g. gc = biolens.data.augment.gc_content(x)"
             )
         gc = gc.reshape(-1)
         if gc.numel() != batch:

@@ -24,6 +24,7 @@ class ImageClassifier(ClassifierHead, nn.Module):
     """
 
     task: str = "image"
+    cuda_precision: str = "bf16"  # train.precision=auto on CUDA (devices.resolve_precision)
     aux_inputs: tuple[str, ...] = ()
     extra_outputs: tuple[str, ...] = ()
     transfer: bool = False  # an ImageNet-style backbone: 3 channels and ImageNet statistics by default

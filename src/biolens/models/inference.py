@@ -1,4 +1,9 @@
-"""Calling any registered model on a batch, without special cases for auxiliary inputs."""
+"""Calling any registered model, without special cases for auxiliary inputs.
+
+Models declare the extra inputs they take (``aux_inputs``, e.g. ``("gc",)``) and extra outputs (``extra_outputs``,
+e.g. ``("attention",)``). Batches carry the declared inputs (``model_inputs``/``forward``); for a bare input
+tensor (explanations, export examples) ``call`` computes them from ``x`` with ``AUX_FROM_INPUT``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,11 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 from torch import nn
+
+from biolens.data.augment import gc_content
+
+# how each declared auxiliary input is computed from the input itself (indices or one-hot)
+AUX_FROM_INPUT = {"gc": gc_content}
 
 
 def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -17,6 +27,15 @@ def model_inputs(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, 
 def forward(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Logits ``(B, C)`` for a batch."""
     return model(batch["x"], **model_inputs(model, batch))
+
+
+def call(model: nn.Module, x: torch.Tensor, with_attention: bool = False):  # noqa: ANN201
+    """Logits (and, ``with_attention``, attention) for a bare input ``x`` (indices or one-hot), computing the
+    model's declared auxiliary inputs from ``x``."""
+    kwargs = {name: AUX_FROM_INPUT[name](x) for name in getattr(model, "aux_inputs", ())}
+    if with_attention:
+        return model.forward_with_attention(x, **kwargs)
+    return model(x, **kwargs)
 
 
 @torch.no_grad()
@@ -37,10 +56,3 @@ def predict_logits(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]])
     ordered = np.empty_like(stacked)
     ordered[order] = stacked
     return ordered
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

@@ -19,8 +19,6 @@ from biolens.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEQUENCE_MODEL = "dilated_resnet"
-
 T = TypeVar("T", bound=type)
 
 
@@ -62,11 +60,6 @@ def _parameters(cls: type) -> dict[str, inspect.Parameter]:
     return {n: p for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
-def _ensure_builtin() -> None:
-    # Importing the package registers the built-in architectures (their modules import this one).
-    import biolens.models  # noqa: F401
-
-
 def register_model(name: str, *, task: str, description: str, default: bool = False) -> Callable[[T], T]:
     """Class decorator adding an architecture to the registry.
 
@@ -98,13 +91,19 @@ def register_model(name: str, *, task: str, description: str, default: bool = Fa
 
 def list_models(task: str | None = None) -> list[str]:
     """Registered model names, sorted; only those of ``task`` when given."""
-    _ensure_builtin()
     return sorted(n for n, s in _REGISTRY.items() if task is None or s.task == task)
+
+
+def default_model(task: str) -> str:
+    """The registered default architecture of a task kind (``register_model(..., default=True)``)."""
+    found = [s.name for s in _REGISTRY.values() if s.task == task and s.default]
+    if not found:
+        raise ModelError(f"no default model is registered for {task} data; pass --model (biolens models)")
+    return found[0]
 
 
 def model_info(name: str) -> ModelSpec:
     """The :class:`ModelSpec` of a registered model."""
-    _ensure_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:

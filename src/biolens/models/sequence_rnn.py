@@ -107,7 +107,7 @@ class PromoterPredictor(SequenceClassifier):
     """The guide's PromoterPredictor: MotifExtractor → BiLSTM → attention, concatenated with a GC-content branch
     (Linear(1, gc_dim)-ReLU), then Dropout-Linear-BatchNorm-ReLU-Dropout-Linear.
 
-    Needs ``gc`` (GC fraction per sequence, ``(B,)``): ``model(x, gc=gc)``; see ``biolens.models.base.gc_content``.
+    Needs ``gc`` (GC fraction per sequence, ``(B,)``): ``model(x, gc=gc)``; see ``biolens.data.augment.gc_content``.
     """
 
     aux_inputs = ("gc",)

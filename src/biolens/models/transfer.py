@@ -105,10 +105,10 @@ def _fit_first_conv(model: ImageClassifier, state: dict[str, Tensor]) -> None:
 def load_pretrained(model: nn.Module, source: str) -> None:
     """Load torchvision ImageNet weights into a transfer model's backbone (the head stays new)."""
     if source != "imagenet":
-        raise ModelError(f"unknown --pretrained {source!r}; expected imagenet, or use --weights PATH")
+        raise ModelError(f"unknown model.pretrained {source!r}; expected imagenet, or use model.weights=PATH")
     if not isinstance(model, TransferNet):
-        raise ModelError(f"--pretrained imagenet needs a torchvision backbone ({', '.join(BACKBONES)}); "
-                         f"{type(model).__name__} trains from scratch (use --weights PATH for your own weights)")
+        raise ModelError(f"model.pretrained=imagenet needs a torchvision backbone ({', '.join(BACKBONES)}); "
+                         f"{type(model).__name__} trains from scratch (use model.weights=PATH for your own weights)")
     import torchvision
 
     weights = torchvision.models.get_weight(BACKBONES[model.backbone_name][1])
@@ -117,7 +117,7 @@ def load_pretrained(model: nn.Module, source: str) -> None:
     except (OSError, RuntimeError, ValueError) as e:
         raise ModelError(
             f"cannot get ImageNet weights for {model.backbone_name} ({str(e).splitlines()[0][:100]}); this needs the "
-            f"internet once (then torch's cache in {torch.hub.get_dir()}); offline, use --weights PATH"
+            f"internet once (then torch's cache in {torch.hub.get_dir()}); offline, use model.weights=PATH"
         ) from None
     state = {f"backbone.{k}": v for k, v in raw.items()}
     _fit_first_conv(model, state)
@@ -128,7 +128,7 @@ def _read_state(path: Path) -> dict[str, Tensor]:
     if path.is_dir():
         path = path / "model.safetensors"
     if not path.is_file():
-        raise ModelError(f"--weights {path}: file not found; give a .safetensors/.pt state dict or a biolens run folder")
+        raise ModelError(f"model.weights={path}: file not found; give a .safetensors/.pt state dict or a biolens run folder")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -136,13 +136,13 @@ def _read_state(path: Path) -> dict[str, Tensor]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: nothing is unpickled
     except Exception as e:  # noqa: BLE001  many formats, one message
-        raise ModelError(f"--weights {path}: cannot read a state dict ({str(e).splitlines()[0][:100]})") from None
+        raise ModelError(f"model.weights={path}: cannot read a state dict ({str(e).splitlines()[0][:100]})") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # a biolens checkpoint
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ModelError(f"--weights {path}: not a state dict of tensors")
+        raise ModelError(f"model.weights={path}: not a state dict of tensors")
     return state
 
 

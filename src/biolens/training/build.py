@@ -1,6 +1,6 @@
 """Turn a resolved ``TrainConfig`` into a Trainer: optimizer, schedule, loss, sampler and callbacks.
 
-``training/api.py`` calls this; it is also what ``lr_find`` and the benchmarks use, so every entry point trains
+``workflows/train.py`` calls this; it is also what ``lr_find`` and the benchmarks use, so every entry point trains
 the same way.
 """
 
@@ -18,8 +18,10 @@ from torch import nn
 from biolens.config import RunConfig, TrainConfig
 from biolens.data.sampling import balanced_weights
 from biolens.errors import ConfigError
+from biolens.metrics import check_monitor, monitor_direction
 from biolens.training.callbacks import (EarlyStopping, EpochLogger, HistoryWriter, LRMonitor, ModelCheckpoint,
-                                        ProgressBar, TensorBoardLogger, _mode)
+                                        ProgressBar, StagedUnfreeze, TensorBoardLogger)
+from biolens.training.plots import fit_verdict, plot_history
 from biolens.training.distributed import Dist, wrap
 from biolens.training.losses import make_loss
 from biolens.training.optim import make_optimizer
@@ -27,9 +29,6 @@ from biolens.training.schedules import make_scheduler
 from biolens.training.trainer import Callback, Trainer
 
 log = logging.getLogger(__name__)
-
-LOGGED = ("val_loss", "val_acc", "train_loss", "train_acc")  # what the Trainer logs every epoch
-
 
 def configure_batches(batches: Any, t: TrainConfig, y: np.ndarray, dist: Dist) -> None:
     """Weighted sampling and distributed sharding on a task's train batches (attributes of SequenceBatches)."""
@@ -59,14 +58,19 @@ def build_loss(t: TrainConfig, y_train: np.ndarray, num_classes: int) -> nn.Modu
 
 def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train: np.ndarray, num_classes: int, *,
                   run_dir: Path | None, device: torch.device, dist: Dist, progress: bool = False,
-                  extra: list[Callback] = ()) -> tuple[Trainer, ModelCheckpoint | None]:
-    """A Trainer wired as the config says; callbacks that write files only on rank 0 (``run_dir`` set)."""
+                  extra: list[Callback] = (), positive_index: int | None = None
+                  ) -> tuple[Trainer, ModelCheckpoint | None]:
+    """A Trainer wired as the config says; callbacks that write files only on rank 0 (``run_dir`` set).
+
+    ``train.monitor`` may name any registered metric (``val_roc_auc``, ``val_balanced_accuracy``…): the trainer then
+    computes it on val every epoch, and checkpoints, early stopping and the plateau schedule follow it."""
     t = cfg.train
+    wanted = check_monitor(t.monitor, positive_index is not None)
     configure_batches(train_batches, t, y_train, dist)
     optimizer = make_optimizer(t.optimizer, model, lr=t.lr, weight_decay=t.weight_decay, momentum=t.momentum,
                                lr_mult=t.lr_mult)
     steps = -(-len(train_batches) // t.accumulate)
-    mode = _mode(t.monitor, t.monitor_mode)
+    mode = monitor_direction(t.monitor, t.monitor_mode)
     scheduler = make_scheduler(t.schedule, optimizer, epochs=t.epochs, steps_per_epoch=steps, mode=mode,
                                plateau_factor=t.plateau_factor, plateau_patience=t.plateau_patience,
                                step_size=t.step_size, gamma=t.step_gamma, warmup_epochs=t.warmup_epochs,
@@ -77,7 +81,7 @@ def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train:
     net = wrap(model, dist, device)
     if t.compile:
         if not hasattr(torch, "compile"):
-            raise ConfigError(f"train.compile needs torch >= 2.0 (found {torch.__version__}); drop --compile")
+            raise ConfigError(f"train.compile needs torch >= 2.0 (found {torch.__version__}); set train.compile=false")
         net = torch.compile(net)  # compiled lazily on the first batch; failures there raise a TrainingError
     callbacks: list[Callback] = []
     checkpoint = None
@@ -91,16 +95,17 @@ def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train:
             callbacks.append(ProgressBar(steps))
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(t.monitor, t.early_stopping_patience, mode=mode))
+    if cfg.model.head_epochs:
+        callbacks.append(StagedUnfreeze(cfg.model.head_epochs, cfg.model.freeze_until))
     trainer = Trainer(model, optimizer, loss_fn, scheduler=scheduler, max_epochs=t.epochs, grad_clip=t.grad_clip,
                       callbacks=callbacks + list(extra), monitor=t.monitor, precision=t.precision,
-                      accumulate=t.accumulate, net=net, dist=dist)
+                      accumulate=t.accumulate, net=net, dist=dist, val_metrics=[wanted] if wanted else [],
+                      positive_index=positive_index)
     return trainer, checkpoint
 
 
 def write_summary(cfg: RunConfig, trainer: Trainer, dist: Dist, run_dir: Path, resumed: bool) -> dict[str, Any]:
     """``train_summary.json`` (the choices that shaped training and the fit verdict) and ``plots/history.png``."""
-    from biolens.training.plots import fit_verdict, plot_history
-
     t = cfg.train
     lr_rows = next((cb.rows for cb in trainer.callbacks if isinstance(cb, LRMonitor)), None)
     if trainer.history:
@@ -125,9 +130,7 @@ def preflight(cfg: RunConfig, model: nn.Module, n_train: int, y_train: np.ndarra
     """Build the optimizer, schedule and loss once on throwaway objects, so a bad option raises a ConfigError
     before any run folder exists."""
     t = cfg.train
-    if t.monitor not in LOGGED:
-        raise ConfigError(f"train.monitor {t.monitor!r} is not logged; use one of: {', '.join(LOGGED)} (other "
-                          "metrics: add a callback that logs them and pass EarlyStopping/ModelCheckpoint via the API)")
+    check_monitor(t.monitor, num_classes == 2)
     if dist.world_size > 1 and t.batch_size % dist.world_size:
         shard(object(), t.batch_size, dist)  # raises with the fix
     opt = make_optimizer(t.optimizer, model, lr=t.lr, weight_decay=t.weight_decay, momentum=t.momentum,
@@ -141,4 +144,4 @@ def preflight(cfg: RunConfig, model: nn.Module, n_train: int, y_train: np.ndarra
             import torch.utils.tensorboard  # noqa: F401
         except ImportError:
             raise ConfigError("train.tensorboard needs the tensorboard package; pip install tensorboard, or drop "
-                              "--tensorboard") from None
+                              "train.tensorboard") from None

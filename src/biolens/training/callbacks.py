@@ -1,4 +1,5 @@
-"""Callbacks for the Trainer: early stopping, checkpoints, history files, progress and epoch logging."""
+"""Callbacks for the Trainer: early stopping, checkpoints, history files, progress and epoch logging, and the
+staged (head first, then unfreeze) fine-tuning schedule."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 
-from biolens.deploy.bundle import save_weights
+from biolens.bundle import save_weights
 from biolens.errors import ConfigError
+from biolens.metrics import monitor_direction
 from biolens.training.state import save_checkpoint
 from biolens.training.trainer import Callback, Trainer
 
@@ -25,7 +27,7 @@ def _better(mode: str, value: float, best: float) -> bool:
 def _mode(monitor: str, mode: str = "auto") -> str:
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"unknown mode {mode!r}; expected one of: auto, min, max")
-    return mode if mode != "auto" else ("min" if monitor.endswith("loss") else "max")
+    return monitor_direction(monitor, mode)
 
 
 def _value(monitor: str, logs: dict[str, Any]) -> float:
@@ -217,3 +219,22 @@ class ProgressBar(Callback):
 
     def on_fit_end(self, trainer: Trainer) -> None:
         self.progress.stop()
+
+
+class StagedUnfreeze(Callback):
+    """Train only the head for ``head_epochs`` epochs, then unfreeze the backbone down to ``freeze_until``
+    (models with ``freeze(until)``: the image backbones)."""
+
+    def __init__(self, head_epochs: int, freeze_until: str | None):
+        self.head_epochs, self.freeze_until = head_epochs, freeze_until
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.epoch >= self.head_epochs:  # resumed after the head-only phase
+            trainer.model.freeze(self.freeze_until)
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        if trainer.epoch == self.head_epochs + 1:
+            trainer.model.freeze(self.freeze_until)
+            n = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+            log.info("epoch %d: unfroze the backbone%s (%s trainable parameters)", trainer.epoch,
+                     f" from {self.freeze_until}" if self.freeze_until else "", f"{n:,}")

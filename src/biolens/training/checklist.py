@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from biolens.config import RunConfig
-from biolens.deploy.bundle import atomic_write
+from biolens.io import atomic_write
 from biolens.findings import Finding, Report
 from biolens.errors import ConfigError, DataError
-from biolens.training.tasks import Task
+from biolens.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def pretraining_checklist(cfg: RunConfig, task: Task, model: nn.Module, *, force
     if report.failed and not force:
         f = report.failed[0]
         error = DataError if f.name in DATA_CHECKS else ConfigError
-        raise error(f"pre-training check {f.name!r} failed: {f.detail}; {f.fix}; or pass --force to train anyway")
+        raise error(f"pre-training check {f.name!r} failed: {f.detail}; {f.fix}; or pass force=True to train anyway")
     return report
 
 
@@ -64,7 +64,7 @@ def _splits(task: Task, report: Report) -> None:
         leaked = {}
     frac = {s: n / max(task.size(s), 1) for s, n in leaked.items()}
     worst = max(frac, key=frac.get) if frac else None
-    fix = "--dedup drops them" if task.kind == "sequence" else "remove the duplicate images from val/ and test/"
+    fix = task.leakage_fix
     if worst and frac[worst] > LEAK_FAIL:
         report.add(Finding("splits separate", "fail", f"{frac[worst]:.0%} of {worst} also occurs in an earlier split "
                            "(is the same file given twice?)", f"give separate files for each split; {fix}"))
@@ -84,9 +84,7 @@ def _augmentation(task: Task, report: Report) -> None:
         val.set_epoch(7)
     again = next(iter(val))["x"]
     same = first.shape == again.shape and bool(torch.equal(first, again))
-    active = [a for a in ("augment", "reverse_complement") if getattr(val, a, None)]
-    if getattr(val, "substitution_rate", 0):
-        active.append("substitution_rate")
+    active = list(getattr(val, "augmentations", []))
     if same and not active:
         report.add(Finding("augmentation on train only", "pass", "val batches are identical across epochs (no augmentation)"))
     else:
@@ -96,7 +94,7 @@ def _augmentation(task: Task, report: Report) -> None:
 
 
 def _loss(cfg: RunConfig, task: Task, model: nn.Module, report: Report) -> None:
-    n = len(task.data.class_names)
+    n = len(task.class_names)
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
     out = getattr(head, "out_features", None)
     loss = cfg.train.loss
@@ -105,7 +103,7 @@ def _loss(cfg: RunConfig, task: Task, model: nn.Module, report: Report) -> None:
                            "rebuild the model with num_classes from the data (remove model.params.num_classes)"))
     elif loss == "bce" and n != 2:
         report.add(Finding("loss matches the task", "fail", f"bce is for binary tasks; the data have {n} classes",
-                           "use --loss ce (or focal)"))
+                           "set train.loss=ce (or focal)"))
     else:
         report.add(Finding("loss matches the task", "pass", f"{loss} on {n} classes ({out or '?'} logits, "
                            f"{'single-label ' if loss != 'bce' else ''}classification)"))
@@ -116,10 +114,10 @@ def _seeds(cfg: RunConfig, report: Report) -> None:
     if torch.initial_seed() == seed:
         report.add(Finding("seeds set", "pass", f"seed {seed} (python, numpy, torch)"
                            + ("; deterministic algorithms on" if cfg.train.deterministic
-                              else "; bitwise repeats also need --deterministic")))
+                              else "; bitwise repeats also need train.deterministic=true")))
     else:
         report.add(Finding("seeds set", "warn", f"torch seed is {torch.initial_seed()}, not train.seed {seed}",
-                           "call biolens.training.setup.seed_everything(seed) before building the model"))
+                           "call biolens.devices.seed_everything(seed) before building the model"))
 
 
 def _existing(path: Path) -> Path:
@@ -136,7 +134,7 @@ def _disk(cfg: RunConfig, model: nn.Module, report: Report) -> None:
     base = _existing(out)
     if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
         report.add(Finding("checkpoint folder", "fail", f"{base} is not a writable folder, so {out} cannot be created",
-                           "pick another --out or fix the folder's permissions"))
+                           "pick another out folder or fix the folder's permissions"))
         return
     t = cfg.train
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -148,7 +146,7 @@ def _disk(cfg: RunConfig, model: nn.Module, report: Report) -> None:
     detail = (f"{out}: about {need / 1024**2:.1f} MB for {files} checkpoint(s) + weights; "
               f"{free / 1024**3:.1f} GB free")
     if need > free:
-        report.add(Finding("checkpoint folder", "fail", detail, "free disk space, use another --out, or keep fewer "
+        report.add(Finding("checkpoint folder", "fail", detail, "free disk space, use another out folder, or keep fewer "
                            "checkpoints (drop train.checkpoint_every)"))
     elif need > 0.5 * free:
         report.add(Finding("checkpoint folder", "warn", detail + " (over half of it)", "free disk space or keep fewer "

@@ -39,6 +39,21 @@ class Dist:
         td.all_reduce(t)
         return t.cpu().tolist()
 
+    def gather_rows(self, t: torch.Tensor) -> torch.Tensor:
+        """Every process's rows of ``t`` concatenated in rank order (shares may differ in length by a few rows)."""
+        if self.world_size == 1:
+            return t
+        device = torch.device("cuda", torch.cuda.current_device()) if td.get_backend() == "nccl" else torch.device("cpu")
+        n = torch.tensor([len(t)], device=device)
+        sizes = [torch.zeros_like(n) for _ in range(self.world_size)]
+        td.all_gather(sizes, n)
+        longest = int(max(int(s) for s in sizes))
+        padded = torch.zeros((longest, *t.shape[1:]), dtype=t.dtype, device=device)
+        padded[: len(t)] = t.to(device)
+        parts = [torch.zeros_like(padded) for _ in range(self.world_size)]
+        td.all_gather(parts, padded)
+        return torch.cat([p[: int(k)] for p, k in zip(parts, sizes)]).cpu()
+
     def barrier(self) -> None:
         if self.world_size > 1:
             td.barrier()

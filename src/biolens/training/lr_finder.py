@@ -14,7 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from biolens.config import as_config
+from biolens.devices import resolve_device, seed_everything
 from biolens.models.inference import model_inputs
+from biolens.tasks import make_task
+from biolens.training.build import build_loss, configure_batches
+from biolens.training.distributed import Dist
+from biolens.training.optim import make_optimizer
 from biolens.training.state import capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
@@ -142,14 +148,7 @@ def lr_find(config, *, out: str | Path | None = None, start_lr: float = 1e-7, en
 
     Writes ``lr_find.csv`` and ``lr_find.png`` into ``out`` (default: the config's ``out``) when given.
     """
-    from biolens.training.api import _as_config
-    from biolens.training.build import build_loss, configure_batches
-    from biolens.training.distributed import Dist
-    from biolens.training.optim import make_optimizer
-    from biolens.training.setup import resolve_device, seed_everything
-    from biolens.training.tasks import make_task
-
-    cfg = _as_config(config)
+    cfg = as_config(config)
     t = cfg.train
     seed_everything(t.seed, t.deterministic)
     device = resolve_device(t.device)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from biolens.deploy.bundle import atomic_write
+from biolens.io import atomic_write
 from biolens.errors import BundleError
 
 

@@ -15,13 +15,16 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from biolens.contract import softmax
 from biolens.errors import BiolensError
+from biolens.metrics import compute
 from biolens.models.inference import model_inputs
 from biolens.training.guard import diagnose_nonfinite
-from biolens.training.setup import resolve_precision
+from biolens.devices import resolve_precision
 from biolens.training.state import capture_rng, restore_rng
 
 log = logging.getLogger(__name__)
@@ -77,8 +80,12 @@ class Trainer:
         max_epochs: upper bound; callbacks (early stopping) may stop sooner via ``trainer.should_stop``.
         grad_clip: max global gradient norm (applied after unscaling), or None.
         monitor: the logged value plateau scheduling and callbacks watch.
-        precision: ``fp32``, ``bf16`` (autocast), ``fp16`` (autocast + GradScaler) or ``auto`` (bf16 for image
-            models on CUDA, else fp32; see ``resolve_precision``). ``trainer.precision`` holds the resolved one.
+        precision: ``fp32``, ``bf16`` (autocast), ``fp16`` (autocast + GradScaler) or ``auto`` (the model's
+            ``cuda_precision`` on CUDA, else fp32; see ``resolve_precision``). ``trainer.precision`` holds the
+            resolved one.
+        val_metrics: registered metrics (``biolens.metrics``) computed on the validation predictions every epoch
+            and logged as ``val_<name>`` (e.g. ``roc_auc`` for ``monitor="val_roc_auc"``); ``positive_index`` and
+            ``threshold`` define the binary decision they use.
         accumulate: micro-batches per optimizer step.
         net: what to call for the forward pass (a DDP-wrapped or compiled ``model``); default ``model``.
         dist: a ``biolens.training.distributed.Dist`` to all-reduce epoch metrics, or None.
@@ -99,11 +106,16 @@ class Trainer:
         accumulate: int = 1,
         net: nn.Module | None = None,
         dist: Any = None,
+        val_metrics: Iterable[str] = (),
+        positive_index: int | None = None,
+        threshold: float = 0.5,
     ):
         if precision not in PRECISIONS and precision != "auto":
             raise BiolensError(f"unknown precision {precision!r}; expected one of: auto, {', '.join(PRECISIONS)}")
         self.model, self.net = model, net if net is not None else model
-        precision = resolve_precision(precision, next(model.parameters()).device.type, getattr(model, "task", None))
+        precision = resolve_precision(precision, next(model.parameters()).device.type,
+                                      getattr(model, "cuda_precision", "fp32"))
+        self.val_metrics, self.positive_index, self.threshold = tuple(val_metrics), positive_index, threshold
         self.optimizer, self.loss_fn, self.scheduler = optimizer, loss_fn, scheduler
         self.interval = scheduler_interval(scheduler)
         self.max_epochs, self.grad_clip, self.monitor = max_epochs, grad_clip, monitor
@@ -254,7 +266,7 @@ class Trainer:
             if type(e).__module__.startswith(("torch._dynamo", "torch._inductor")):  # torch.compile failed
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise TrainingError(f"torch.compile failed on the first batches ({type(e).__name__}: {first[:200]}); "
-                                    "train without it (drop --compile / set train.compile: false), or install a "
+                                    "train without it (set train.compile=false), or install a "
                                     "C++ compiler (CPU) / Triton (CUDA) that torch.compile needs") from e
             raise
 
@@ -278,14 +290,15 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         raise TrainingError(
             f"{what} became {value} at epoch {self.epoch}, step {self.step + 1}; lower the learning rate "
-            f"(lr {self.lr:.2e}: try {self.lr / 10:.1e} with --lr); {where}; other fixes (guide 7.3): keep gradient "
-            "clipping on (train.grad_clip), check the input data, use --precision bf16 or fp32 instead of fp16"
+            f"(lr {self.lr:.2e}: try train.lr={self.lr / 10:.1e}); {where}; other fixes (guide 7.3): keep gradient "
+            "clipping on (train.grad_clip), check the input data, use train.precision=bf16 or fp32 instead of fp16"
         )
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
         self.net.eval()
         total_loss, correct, seen = 0.0, 0, 0
+        kept: list[tuple[torch.Tensor, torch.Tensor]] = []
         for batch in batches:
             with self._autocast():
                 logits = self._forward(batch)
@@ -294,9 +307,26 @@ class Trainer:
             total_loss += loss.item() * n
             correct += int(correct_count(logits, batch["y"]))
             seen += n
+            if self.val_metrics:
+                kept.append((logits.float().cpu(), batch["y"].cpu()))
         out = self._reduce({"loss": total_loss, "acc": float(correct)}, seen)
         out["loss"] = out["loss"] if math.isfinite(out["loss"]) else float("inf")
+        if self.val_metrics:
+            out.update(self._metrics(kept))
         return out
+
+    def _metrics(self, kept: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+        """Registered metrics of the whole validation split (gathered from every process under DDP); an undefined
+        value (e.g. AUC with one class present) is logged as NaN and never counts as an improvement."""
+        logits = torch.cat([k[0] for k in kept]) if kept else torch.zeros(0, 1)
+        y = torch.cat([k[1] for k in kept]) if kept else torch.zeros(0, dtype=torch.long)
+        if self.dist is not None and self.dist.world_size > 1:
+            logits, y = self.dist.gather_rows(logits), self.dist.gather_rows(y)
+        if not len(y):
+            return {name: float("nan") for name in self.val_metrics}
+        probs = softmax(logits.numpy().astype(np.float64))
+        return {name: compute(name, y.numpy(), probs, self.positive_index, self.threshold)
+                for name in self.val_metrics}
 
     def _reduce(self, sums: dict[str, float], seen: int) -> dict[str, float]:
         """Per-sample means; under DDP the sums and counts are all-reduced first, so every rank agrees."""

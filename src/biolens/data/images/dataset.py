@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from biolens.data.dataset import DEVICE_FRACTION, fits_on_device, free_device_memory
+from biolens.devices import DEVICE_FRACTION, fits_on_device, free_device_memory
 from biolens.data.images.transforms import BatchAugment, center_crop, match_channels, normalize, to_float
-from biolens.data.sampling import epoch_order, shard
+from biolens.data.sampling import Batches
 from biolens.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class ImageSplit:
         return np.ascontiguousarray(self.images[self.rows[positions]])
 
 
-class ImageBatches:
+class ImageBatches(Batches):
     """Iterable of ``{"x": (B, C, size, size) float, "y": (B,), "index": (B,)}`` on ``device``.
 
     Train: random resized crop / rotation / flip / jitter per image (``augment``), seeded per epoch via
@@ -57,21 +57,15 @@ class ImageBatches:
                  std: list[float], shuffle: bool = False, augment: BatchAugment | None = None,
                  device: torch.device | str = "cpu", seed: int = 0, resident: bool | str = "auto",
                  transfer: str | None = None, channels_last: bool = False):
+        super().__init__(len(split), batch_size, shuffle=shuffle, device=device, seed=seed)
         self.split = split
-        self.batch_size = batch_size
         self.size = size
         self.channels = channels
-        self.shuffle = shuffle
         self.augment = augment
-        self.device = torch.device(device)
-        self.seed = seed
-        self.epoch = 0
         self.channels_last = channels_last
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device)
         self.y = None if split.y is None else torch.from_numpy(split.y.astype(np.int64))
-        self.sample_weights: torch.Tensor | None = None  # weighted random sampling (train.sampler=weighted)
-        self.rank, self.num_replicas = 0, 1  # distributed: each process takes its share of every global batch
         self.transfer = transfer or resolve_transfer(resident, self.device, split_nbytes(split))
         if self.transfer not in TRANSFERS:
             raise ConfigError(f"unknown image transfer {self.transfer!r}; expected one of: {', '.join(TRANSFERS)}")
@@ -84,12 +78,9 @@ class ImageBatches:
             self.y = self.y.to(self.device)
         log.debug("image batches: %d rows, transfer %s, device %s", len(split), self.transfer, self.device)
 
-    def __len__(self) -> int:
-        n = len(self.split) + (-len(self.split)) % self.num_replicas
-        return (n + self.batch_size - 1) // self.batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    @property
+    def augmentations(self) -> list[str]:
+        return ["image augmentation"] if self.augment is not None else []
 
     def transform(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
         """uint8 ``(B, C, S, S)`` on the device → normalized float ``(B, channels, size, size)``."""
@@ -128,11 +119,9 @@ class ImageBatches:
         return torch.from_numpy(self.split.read(pos)).to(self.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = epoch_order(len(self.split), shuffle=self.shuffle, generator=gen, weights=self.sample_weights,
-                            num_replicas=self.num_replicas)
-        for k, start in enumerate(range(0, len(order), self.batch_size)):
-            pos = np.sort(shard(order[start:start + self.batch_size], self.rank, self.num_replicas).numpy())
+        gen = self.epoch_generator()  # the whole epoch order is drawn before the first augmentation
+        for k, rows in enumerate(self.epoch_plan(gen)):
+            pos = np.sort(rows.numpy())
             index = torch.from_numpy(pos.astype(np.int64)).to(self.device, non_blocking=True)
             x = self._pixels(pos, index, k)
             batch = {"x": self.transform(x, gen if self.augment is not None else None), "index": index}

@@ -19,6 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from biolens.config import DataConfig
 from biolens.data.builtin import is_builtin
+from biolens.data.classes import pick_positive
 from biolens.data.images.cache import decode_all, default_cache_dir
 from biolens.data.images.dataset import ImageSplit, channel_stats
 from biolens.data.images.decode import Window
@@ -98,7 +99,7 @@ def _bad_files(bad: dict[int, str], recs: ImageRecords, skip: bool) -> list[dict
     items = sorted(bad.items())
     if not skip:
         listing = "; ".join(f"{recs.locations[i]} ({reason})" for i, reason in items)
-        raise DataError(f"{len(items)} unreadable image file(s): {listing}; fix or remove them, or pass --skip-bad to leave them out")
+        raise DataError(f"{len(items)} unreadable image file(s): {listing}; fix or remove them, or set data.image.skip_bad=true to leave them out")
     warnings.warn(f"skipped {len(items)} unreadable image file(s) (listed in filtered.tsv of the run)", BiolensWarning,
                   stacklevel=3)
     return [{"id": str(recs.paths[i]), "location": recs.locations[i], "reason": reason} for i, reason in items]
@@ -132,7 +133,7 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
     """
     icfg = cfg.image
     if cfg.val is not None or cfg.test is not None:
-        raise ConfigError("--val/--test files are for sequence data; put images in root/val/ and root/test/ or add a split column to the manifest")
+        raise ConfigError("data.val/data.test files are for sequence data; put images in root/val/ and root/test/ or add a split column to the manifest")
     if is_builtin(cfg.path):
         b = read_builtin_images(str(cfg.path))
         size = icfg.image_size or BUILTIN_SIZE
@@ -143,7 +144,7 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
         store_channels = 1
     else:
         if not isinstance(cfg.path, str):
-            raise ConfigError("image data takes one --data: a folder or a CSV manifest")
+            raise ConfigError("image data takes one data.path: a folder or a CSV manifest")
         p = Path(cfg.path)
         recs = read_manifest(p, icfg.path_col, cfg.label_col, cfg.split_col) if p.is_file() else read_folder(p)
         size = icfg.image_size or DEFAULT_SIZE
@@ -169,9 +170,7 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
     if cfg.positive_class is not None:
         positive = cfg.positive_class
     elif positive is None and len(names) == 2:
-        from biolens.data.prepare import _pick_positive
-
-        positive = _pick_positive(names, None)
+        positive = pick_positive(names, None)
     splits = {}
     for s in SPLIT_NAMES:
         m = split == s

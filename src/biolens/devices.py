@@ -1,11 +1,10 @@
-"""Seeds, devices and run-folder creation."""
+"""Seeds, devices, precision and memory-format defaults, and how much of a GPU a split may take."""
 
 from __future__ import annotations
 
 import logging
 import os
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,39 +44,23 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def make_run_dir(out: str | Path, overwrite: bool = False) -> Path:
-    """Create the run folder; refuse to mix a new run into a non-empty folder unless ``overwrite``."""
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise ConfigError(f"--out {p} is a file; give a folder path")
-    if p.is_dir() and any(p.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"--out {p} already exists and is not empty; choose another name or pass --overwrite")
-        import shutil
-
-        shutil.rmtree(p)
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
-def resolve_precision(precision: str, device_type: str, task: str | None) -> str:
-    """``auto`` → ``bf16`` autocast for image models on CUDA, else ``fp32``; an explicit choice is kept.
-
-    Convolutional image models run several times faster under bf16 on tensor cores with no loss scaling needed;
-    the recurrent sequence models keep fp32 (their speed is bound by the LSTM, not by matmul precision).
-    """
+def resolve_precision(precision: str, device_type: str, preferred: str = "fp32") -> str:
+    """``auto`` → the model's ``preferred`` CUDA precision on CUDA (``cuda_precision``: bf16 for the convolutional
+    image models, whose speed is bound by matmuls on tensor cores; fp32 for the recurrent sequence models, bound by
+    the LSTM), else ``fp32``; an explicit choice is kept."""
     if precision != "auto":
         return precision
-    return "bf16" if device_type == "cuda" and task == "image" else "fp32"
+    return preferred if device_type == "cuda" else "fp32"
 
 
-def resolve_channels_last(setting: bool | str, device_type: str, task: str | None) -> bool:
-    """``auto`` → channels_last memory format for image models on CUDA (cuDNN's fast NHWC kernels), else off."""
+def resolve_channels_last(setting: bool | str, device_type: str, supported: bool) -> bool:
+    """``auto`` → channels_last memory format on CUDA (cuDNN's fast NHWC kernels) for models that take 4-D image
+    batches (``supported``), else off; ``true`` forces it where supported."""
     if isinstance(setting, bool):
-        return setting and task == "image"
+        return setting and supported
     if setting != "auto":
         raise ConfigError(f"data.image.channels_last must be auto, true or false; got {setting!r}")
-    return device_type == "cuda" and task == "image"
+    return device_type == "cuda" and supported
 
 
 def loader_kwargs(device: torch.device | str = "cpu", workers: int | None = None, prefetch: int = 4
@@ -91,3 +74,21 @@ def loader_kwargs(device: torch.device | str = "cpu", workers: int | None = None
     if workers > 0:
         kw.update(persistent_workers=True, prefetch_factor=prefetch)
     return kw
+
+
+DEVICE_FRACTION = 0.5  # a split is kept whole on a GPU when it needs at most this share of the free memory
+
+
+def free_device_memory(device: torch.device | str) -> int | None:
+    """Free bytes on a CUDA device (``torch.cuda.mem_get_info``); None for other devices."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+def fits_on_device(nbytes: int, free: int, fraction: float = DEVICE_FRACTION) -> bool:
+    """Whether ``nbytes`` may live whole on a GPU with ``free`` bytes free: at most ``fraction`` of them (room is left
+    for the model, activations and the other splits). One rule for sequence and image splits."""
+    return nbytes <= fraction * free

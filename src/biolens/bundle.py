@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
+import torch
 import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from biolens.errors import BundleError
+from biolens._version import __version__
+from biolens.errors import BundleError, ConfigError
+from biolens.io import sha256_file, temp_beside, write_json
+
 
 log = logging.getLogger(__name__)
 
@@ -29,31 +32,17 @@ MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "1.0.0"  # semantic version of the run-folder layout; a newer major version is refused
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def temp_beside(path: Path) -> tuple[int, str]:
-    """A temp file next to ``path`` (same file system, so ``os.replace`` is atomic), with the permissions a plain
-    ``open`` would give (``mkstemp`` alone makes it private: 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_UMASK)
-    return fd, tmp
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write through a temp file in the same folder, fsync, then rename: readers never see a partial file."""
-    path = Path(path)
-    fd, tmp = temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def make_run_dir(out: str | Path, overwrite: bool = False) -> Path:
+    """Create the run folder; refuse to mix a new run into a non-empty folder unless ``overwrite``."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"out {p} is a file; give a folder path")
+    if p.is_dir() and any(p.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"out {p} already exists and is not empty; choose another name or pass overwrite=True")
+        shutil.rmtree(p)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
 
 
 def save_weights(model: nn.Module, path: str | Path) -> None:
@@ -99,24 +88,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def fingerprint_arrays(*arrays: np.ndarray) -> str:
-    """SHA-256 over the bytes of encoded data arrays: equal data ⇔ equal fingerprint."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype.str, a.shape)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
@@ -128,8 +99,6 @@ def _git_commit() -> str | None:
 
 def hardware() -> dict[str, Any]:
     """Where the bundle was made: CPU architecture and count, memory, accelerators."""
-    import torch
-
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -146,12 +115,8 @@ def hardware() -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
-    import torch
-
-    import biolens
-
     return {
-        "biolens": biolens.__version__,
+        "biolens": __version__,
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
@@ -174,10 +139,6 @@ def _hash_files(run_dir: Path) -> dict[str, str]:
         if p.is_file() and p.name != MANIFEST and not p.name.startswith(".") and p.name != "log.txt"
         and not any(part.startswith(".") for part in p.relative_to(run_dir).parts)
     }
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write(path, lambda fh: fh.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
 def refresh_manifest(run_dir: str | Path, written: Iterable[str | Path] | None = None) -> dict[str, Any]:
@@ -204,7 +165,7 @@ def refresh_manifest(run_dir: str | Path, written: Iterable[str | Path] | None =
     manifest["bundle_format"] = BUNDLE_FORMAT
     manifest["updated"] = _now()
     manifest["files"] = _hash_files(run_dir)
-    _write_json(path, manifest)
+    write_json(path, manifest)
     return manifest
 
 
@@ -214,7 +175,7 @@ def write_manifest(run_dir: str | Path, **extra: Any) -> dict[str, Any]:
     run_dir = Path(run_dir)
     manifest = {"bundle_format": BUNDLE_FORMAT, "created": _now(), **environment(), **extra,
                 "files": _hash_files(run_dir)}
-    _write_json(run_dir / MANIFEST, manifest)
+    write_json(run_dir / MANIFEST, manifest)
     return manifest
 
 

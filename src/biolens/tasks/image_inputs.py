@@ -1,35 +1,25 @@
-"""Prediction on image files for image runs: files, folders and globs in; preprocessing rebuilt from the contract.
-
-Used by :class:`biolens.deploy.predictor.Predictor` when ``contract.task == "image"``.
-"""
+"""Image inputs for a trained contract: files, folders, globs, uploads and in-memory arrays, decoded exactly as in
+training (``ImageCodec`` in ``tasks/image.py`` puts them together)."""
 
 from __future__ import annotations
 
 import glob
 import logging
+import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
 
 from biolens.contract import InputContract
 from biolens.data.images.cache import decode_all
-from biolens.data.images.dataset import ImageBatches, ImageSplit
-from biolens.data.images.decode import IMAGE_SUFFIXES, Window
+from biolens.data.images.decode import DICOM_SUFFIXES, GRAY_MODES, IMAGE_SUFFIXES, Window, to_uint8
 from biolens.data.images.sources import read_folder, read_manifest
-from biolens.deploy.bundle import temp_beside
 from biolens.errors import DataError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ImageInputs:
-    """What ``Predictor.read`` returns for images: ids (paths), labels (or None), sources."""
-
-    ids: list[str]
-    labels: list[str] | None
 
 
 def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -70,29 +60,53 @@ def decode_for_model(paths: Sequence[Path], contract: InputContract) -> np.ndarr
 
 
 def read_labelled(source: str | Sequence[str], contract: InputContract, path_col: str, label_col: str,
-                  split_col: str) -> tuple[ImageInputs, np.ndarray, np.ndarray]:
-    """A class-folder tree or a manifest (every split) → inputs, decoded images, class indices."""
+                  split_col: str) -> tuple[list[str], np.ndarray, list[str], list[str]]:
+    """A class-folder tree or a manifest (every split) → ids (paths), decoded images, labels, locations."""
     src = source if isinstance(source, str) else (source[0] if len(source) == 1 else None)
     if src is None:
         raise DataError("give one image folder or manifest to evaluate")
     p = Path(src)
     recs = read_manifest(p, path_col, label_col, split_col) if p.is_file() else read_folder(p)
-    lookup = {c: k for k, c in enumerate(contract.class_names)}
+    lookup = set(contract.class_names)
     unknown = next((i for i, lab in enumerate(recs.labels) if lab not in lookup), None)
     if unknown is not None:
         raise DataError(f"{recs.locations[unknown]}: label {recs.labels[unknown]!r} is unknown to the model "
                         f"(classes: {', '.join(contract.class_names)}); fix the label")
     images = decode_for_model(recs.paths, contract)
-    y = np.array([lookup[lab] for lab in recs.labels], dtype=np.int64)
-    return ImageInputs([str(x) for x in recs.paths], list(recs.labels)), images, y
+    return [str(x) for x in recs.paths], images, list(recs.labels), list(recs.locations)
 
 
-def batches(images: np.ndarray, contract: InputContract, batch_size: int, device) -> ImageBatches:  # noqa: ANN001
-    """Eval batches (center crop, channels, normalization from the contract) over decoded ``(N, C, S, S)``."""
-    n = len(images)
-    split = ImageSplit(images, np.arange(n), None, np.arange(n).astype(str))
-    return ImageBatches(split, batch_size, size=contract.image_size, channels=contract.channels, mean=contract.mean,
-                        std=contract.std, device=device)
+def _upload_suffix(name: str, head: bytes) -> str:
+    """Suffix for the temporary copy: DICOM by its preamble or name (the decoders pick pydicom by suffix), else the
+    upload's image suffix; Pillow detects the format from the content either way."""
+    suffix = Path(name).suffix.lower()
+    if head[128:132] == b"DICM" or suffix in DICOM_SUFFIXES:
+        return ".dcm"
+    return suffix if suffix in IMAGE_SUFFIXES else ".img"
+
+
+def _hide_path(reason: str, path: Path) -> str:
+    """Drop the server's temporary file name from a decoder's reason (the client knows the upload name)."""
+    text = reason.replace(repr(str(path)), "").replace(str(path), "")
+    return " ".join(text.replace(" )", ")").split())
+
+
+def decode_uploads(names: Sequence[str], blobs: Sequence[bytes], contract: InputContract
+                   ) -> tuple[np.ndarray, dict[int, str]]:
+    """Uploaded image bytes → uint8 ``(N, C, S, S)`` as ``decode_for_model`` decodes files, and the reason for each
+    undecodable upload by index (reasons never show the temporary paths)."""
+    prep = contract.image_preprocessing
+    with tempfile.TemporaryDirectory(prefix="biolens-upload-") as tmp:
+        paths = []
+        for i, (name, blob) in enumerate(zip(names, blobs, strict=True)):
+            p = Path(tmp) / f"{i:05d}{_upload_suffix(name, blob[:132])}"  # never the upload's own name as a path
+            p.write_bytes(blob)
+            paths.append(p)
+        decoded = decode_all(paths, contract.resize_to or contract.image_size,
+                             Window(prep.get("window_center"), prep.get("window_width")), cache_dir=None)
+        images = np.array(decoded.images)
+        bad = {i: _hide_path(r, paths[i]) for i, r in decoded.bad.items()}
+    return images, bad
 
 
 def chunks(paths: Sequence[Path], contract: InputContract, chunk_size: int) -> Iterator[tuple[list[Path], np.ndarray]]:
@@ -102,53 +116,11 @@ def chunks(paths: Sequence[Path], contract: InputContract, chunk_size: int) -> I
         yield part, decode_for_model(part, contract)
 
 
-def predict_frame(predictor, inputs: str | Path | Sequence[str | Path], batch_size: int = 256):  # noqa: ANN001, ANN201
-    """``Predictor.predict`` for image runs: a DataFrame id (path), p_<class>…, prediction[, decision]."""
-    from biolens.models.inference import softmax
-
-    paths = expand_inputs(inputs)
-    images = decode_for_model(paths, predictor.contract)
-    probs = softmax(predictor.logits(images, None, batch_size), predictor.contract.temperature)
-    return predictor._frame([str(p) for p in paths], probs)
-
-
-def predict_files(predictor, inputs: Sequence[str | Path], out: str | Path, batch_size: int = 256,  # noqa: ANN001
-                  chunk_size: int = 2048, progress=None) -> int:  # noqa: ANN001
-    """``Predictor.predict_files`` for image runs: stream files, folders and globs into one CSV written atomically."""
-    import csv
-    import os
-
-    from biolens.models.inference import softmax
-
-    paths = expand_inputs(inputs)  # every input is checked before anything is written
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(out)
-    n = 0
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            for part, images in chunks(paths, predictor.contract, chunk_size):
-                probs = softmax(predictor.logits(images, None, batch_size), predictor.contract.temperature)
-                frame = predictor._frame([str(p) for p in part], probs)
-                frame.to_csv(fh, index=False, header=n == 0, float_format="%.6f", quoting=csv.QUOTE_MINIMAL)
-                n += len(frame)
-                if progress is not None:
-                    progress(n, len(paths))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return n
-
-
 # ---- in-memory images -------------------------------------------------------------------------------------------------
 
 
 def is_in_memory(inputs: object) -> bool:
     """True for a numpy array, PIL image or torch tensor, or a list/tuple of them."""
-    import torch
-    from PIL import Image
-
     kinds = (np.ndarray, Image.Image, torch.Tensor)
     if isinstance(inputs, kinds):
         return True
@@ -157,11 +129,6 @@ def is_in_memory(inputs: object) -> bool:
 
 def _as_hwc(item: object, where: str) -> np.ndarray:
     """One in-memory image → ``(H, W)`` or ``(H, W, 3)`` uint8, as a decoded file would be before resizing."""
-    import torch
-    from PIL import Image
-
-    from biolens.data.images.decode import GRAY_MODES, to_uint8
-
     if isinstance(item, Image.Image):
         if item.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
             return to_uint8(np.asarray(item))
@@ -193,9 +160,6 @@ def _as_hwc(item: object, where: str) -> np.ndarray:
 def from_memory(inputs: object, contract: InputContract) -> tuple[list[str], np.ndarray]:
     """In-memory images → ids ``image1…`` and uint8 ``(N, C, S, S)`` resized to the contract's ``resize_to``,
     exactly as :func:`biolens.data.images.decode.decode_image` treats files."""
-    import torch
-    from PIL import Image
-
     items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     if len(items) == 1 and isinstance(items[0], (np.ndarray, torch.Tensor)) and items[0].ndim == 4:
         items = list(items[0])  # a batch (N, …)

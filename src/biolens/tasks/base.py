@@ -1,0 +1,248 @@
+"""Task kinds behind one interface: everything that differs between sequence and image runs.
+
+A task kind is two classes registered under one name:
+
+- a :class:`Task` reads and validates training data (``prepare``), builds the model, makes batches, and knows the
+  kind's input metadata (contract, leakage, report, preview, example inputs for ``doctor model``);
+- a :class:`Codec` turns raw inputs of that kind (files, in-memory items, HTTP bodies) into model batches for a
+  trained contract. The predictor, the server, export and explain use the codec, so none of them branches on the
+  kind.
+
+A third kind (multimodal, say) is a new module that registers a Task and a Codec; nothing else forks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from biolens.config import DataConfig, RunConfig
+from biolens.contract import InputContract
+from biolens.errors import ConfigError, DataError, ModelError
+from biolens.models import list_models, model_info
+from biolens.models.registry import default_model
+
+
+@dataclass
+class Encoded:
+    """Model-ready uint8 rows: sequences ``(N, L)`` with ``lengths``, or images ``(N, C, S, S)`` (``lengths`` None)."""
+
+    x: np.ndarray
+    lengths: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass
+class Inputs:
+    """Raw inputs read by a codec: ids, the encoded rows, labels (strings, or None) and, for streamed reads, the
+    total number of items when it is known up front (image files) — None for sequence streams."""
+
+    ids: list[str]
+    encoded: Encoded
+    labels: list[str] | None = None
+    total: int | None = None
+    locate: Any = field(default=None, repr=False)  # callable: row → "file:line", for error messages
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Codec:
+    """Raw inputs of one kind ⇄ model batches, for a trained model's contract.
+
+    Reading: ``read`` (labelled or not, one call), ``stream`` (chunks, bounded memory), ``coerce`` (whatever
+    ``Predictor.predict`` accepts: files, raw strings, in-memory images). Batching: ``batches``. Serving:
+    ``json_field`` / ``from_json`` and ``accepts_files`` / ``from_uploads``. Export: ``dynamic_length``,
+    ``random_batch``.
+    """
+
+    kind: ClassVar[str]
+    json_field: ClassVar[str | None] = None  # the JSON body field the server reads (None: files only)
+    accepts_files: ClassVar[bool] = False  # multipart uploads
+    dynamic_length: ClassVar[bool] = False  # exported graphs take any input length
+
+    def __init__(self, contract: InputContract, data: DataConfig | None = None):
+        self.contract = contract
+        self.data = data
+
+    def read(self, source: str | Sequence[str], require_labels: bool = False) -> Inputs:
+        raise NotImplementedError
+
+    def stream(self, paths: Sequence[str], chunk_size: int) -> Iterator[Inputs]:
+        raise NotImplementedError
+
+    def coerce(self, inputs: Any) -> Inputs:
+        raise NotImplementedError
+
+    def labels_to_index(self, inputs: Inputs) -> np.ndarray:
+        """Class indices of labelled inputs; a label the model never saw is a DataError naming its line."""
+        lookup = {c: i for i, c in enumerate(self.contract.class_names)}
+        labels = inputs.labels or []
+        bad = next((i for i, lab in enumerate(labels) if lab not in lookup), None)
+        if bad is not None:
+            where = inputs.locate(bad) if inputs.locate is not None else inputs.ids[bad]
+            raise DataError(f"{where}: label {labels[bad]!r} is unknown to the model (classes: "
+                            f"{', '.join(self.contract.class_names)}); fix the label or drop the labels to predict only")
+        return np.array([lookup[lab] for lab in labels], dtype=np.int64)
+
+    def batches(self, encoded: Encoded, batch_size: int, device: torch.device | str
+                ) -> Iterable[dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def from_json(self, items: list[Any], max_length: int | None) -> Encoded:
+        raise DataError(f"a {self.kind} model takes no JSON items")
+
+    def from_uploads(self, names: Sequence[str], blobs: Sequence[bytes]) -> Encoded:
+        raise DataError(f"a {self.kind} model takes no file uploads")
+
+    @classmethod
+    def random_batch(cls, model: nn.Module, contract: Any = None, n: int = 8, seed: int = 0
+                     ) -> dict[str, torch.Tensor]:
+        """Contract-valid random inputs ``{"x", …aux}`` for ``model`` (export parity when the run's data cannot be
+        read); ``contract`` may be any object with the contract's fields (``max_len``, ``image_size``)."""
+        raise NotImplementedError
+
+    def limits(self, max_length: int | None) -> dict[str, Any]:
+        """What the server reports about this kind's input limits."""
+        return {}
+
+
+class Task:
+    """Interface of a task kind. ``prepare`` reads and validates all data and writes nothing."""
+
+    kind: ClassVar[str]
+    codec: ClassVar[type[Codec]]
+    priority: ClassVar[int] = 0  # detection order for data.task=auto: higher first
+    position_unit: ClassVar[str] = "positions"  # what a receptive field is measured in
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": self.model_name(cfg)})})
+
+    # ---- what kind of data and model ---------------------------------------------------------------------------
+    @classmethod
+    def detect(cls, cfg: RunConfig) -> bool:
+        """Whether this kind reads ``cfg.data`` (for ``data.task: auto``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def model_name(cls, cfg: RunConfig) -> str:
+        """``model.name``, or the registry's default for this kind; a model of another kind is a ModelError."""
+        name = cfg.model.name or default_model(cls.kind)
+        spec = model_info(name)
+        if spec.task != cls.kind:
+            raise ModelError(f"model.name {name!r} is a {spec.task} model but the data are {cls.kind} data; pick a "
+                             f"{cls.kind} model: {', '.join(list_models(cls.kind))}")
+        return name
+
+    # ---- the interface ------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def contract(self) -> InputContract:
+        raise NotImplementedError
+
+    def resolved_data_config(self) -> DataConfig:
+        """The data section with every automatic choice written out."""
+        raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def input_spec(self) -> dict[str, Any]:
+        """The kind's input metadata, e.g. alphabet and max length, or image size and channels."""
+        raise NotImplementedError
+
+    def batches(self, split: str, *, train: bool, device: torch.device, batch_size: int | None = None
+                ) -> Iterable[dict[str, torch.Tensor]]:
+        """Sized iterable of batches ``{"x", "y", "index", …aux}`` (``len`` = batches per epoch, ``set_epoch(n)`` for
+        per-epoch shuffling); ``train`` turns on shuffling and augmentation."""
+        raise NotImplementedError
+
+    def labels(self, split: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def ids(self, split: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def size(self, split: str) -> int:
+        return len(self.labels(split))
+
+    def report(self) -> dict[str, Any]:
+        """Data statistics for ``data_report.json``."""
+        return {}
+
+    def dropped(self) -> list[dict[str, str]]:
+        """Items left out of training with a reason (``id``, ``location``, ``reason``), for ``filtered.tsv``."""
+        return []
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def leakage(self) -> dict[str, Any]:
+        """Duplicates across and within splits: ``data.splits.find_leakage``'s report (counts, no mask)."""
+        raise NotImplementedError
+
+    leakage_fix: ClassVar[str] = "remove the duplicates from val and test"
+
+    def preview(self, split: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Human-readable view of some examples, by id: ``{"sequence": str}`` or ``{"image": uint8 (H, W[, C])}``."""
+        return {}
+
+    # ---- a model without data (doctor model) -------------------------------------------------------------------
+    @classmethod
+    def parse_shape(cls, text: str | None) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def example_model(cls, name: str, shape: tuple[int, ...], num_classes: int, params: dict[str, Any],
+                      alphabet: str = "dna") -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def example_input(cls, model: nn.Module, shape: tuple[int, ...], seed: int = 0
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: add a task kind (its ``kind`` must be new)."""
+    if cls.kind in TASKS:
+        raise ValueError(f"task kind {cls.kind!r} is already registered")
+    TASKS[cls.kind] = cls
+    return cls
+
+
+def task_class(kind: str) -> type[Task]:
+    try:
+        return TASKS[kind]
+    except KeyError:
+        raise ConfigError(f"unknown task kind {kind!r}; expected one of: {', '.join(TASKS)}") from None
+
+
+def make_task(cfg: RunConfig) -> Task:
+    """The task for a config: ``data.task``, or the first kind (by priority) whose ``detect`` accepts the data."""
+    if cfg.data.task != "auto":
+        return task_class(cfg.data.task)(cfg)
+    for cls in sorted(TASKS.values(), key=lambda c: -c.priority):
+        if cls.detect(cfg):
+            return cls(cfg)
+    raise ConfigError(f"data.path {cfg.data.path!r}: no task kind reads it; set data.task to one of {', '.join(TASKS)}")
+
+
+def codec_for(contract: InputContract, data: DataConfig | None = None) -> Codec:
+    """The codec of a trained contract's task kind."""
+    return task_class(contract.task).codec(contract, data)

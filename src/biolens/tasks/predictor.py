@@ -1,0 +1,168 @@
+"""A trained run loaded for prediction: model + contract + the task kind's codec, from a notebook or the CLI."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biolens.bundle import check_run_dir, load_weights, read_yaml, verify_bundle
+from biolens.config import RunConfig, validate_config
+from biolens.contract import InputContract
+from biolens.devices import resolve_device
+from biolens.errors import BiolensError, BundleError, DataError
+from biolens.io import temp_beside
+from biolens.models import create_model
+from biolens.models.inference import predict_logits
+from biolens.tasks.base import Encoded, Inputs, codec_for
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, "int | None"], None]  # (items done so far, total or None when unknown)
+
+
+def prediction_frame(contract: InputContract, ids: Sequence[str], probs: np.ndarray,
+                     labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per input: id, [label], p_<class> per class, prediction, and ``decision`` for binary models."""
+    pred = contract.decide(probs)
+    cols: dict[str, object] = {"id": list(ids)}
+    if labels is not None:
+        cols["label"] = list(labels)
+    for k, name in enumerate(contract.class_names):
+        cols[f"p_{name}"] = probs[:, k]
+    cols["prediction"] = [contract.class_names[k] for k in pred]
+    if contract.positive_index is not None:
+        cols["decision"] = pred == contract.positive_index
+    return pd.DataFrame(cols)
+
+
+def write_predictions(path: Path, ids: np.ndarray, y: np.ndarray | None, probs: np.ndarray,
+                      contract: InputContract) -> None:
+    """``predictions.csv`` of a split: id, [label], p_<class>…, prediction (at the contract's threshold)."""
+    names = contract.class_names
+    pred = contract.decide(probs)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id"] + (["label"] if y is not None else []) + [f"p_{c}" for c in names] + ["prediction"])
+        for i in range(len(ids)):
+            w.writerow([ids[i]] + ([names[y[i]]] if y is not None else [])
+                       + [f"{p:.6f}" for p in probs[i]] + [names[pred[i]]])
+
+
+class Predictor:
+    """A trained model with its input contract: raw inputs in, labels and probabilities out.
+
+    ``codec`` (the task kind's, see ``biolens.tasks``) reads files and in-memory inputs and makes batches, so the
+    predictor itself never branches on the kind.
+    """
+
+    def __init__(self, model: torch.nn.Module, contract: InputContract, config: RunConfig, run_dir: Path,
+                 device: torch.device, manifest: dict[str, Any] | None = None):
+        self.model = model.to(device).eval()
+        self.contract = contract
+        self.config = config
+        self.run_dir = run_dir
+        self.device = device
+        self.manifest = manifest or {}
+        self.codec = codec_for(contract, config.data if config is not None else None)
+
+    @property
+    def alphabet(self):  # noqa: ANN201
+        """The sequence alphabet of a sequence run (None for other kinds)."""
+        return getattr(self.codec, "alphabet", None)
+
+    @classmethod
+    def load(cls, run: str | Path, device: str = "auto", *, verify: bool = True) -> Predictor:
+        """Verify the bundle, rebuild the model from ``config.yaml`` and load ``model.safetensors`` (no pickle).
+
+        Every file listed in ``manifest.json`` is checked against its SHA-256 first; a missing or changed file is a
+        BundleError naming it. ``verify=False`` skips only the checksums (for a run folder still being written).
+        """
+        run_dir = check_run_dir(run)
+        manifest = verify_bundle(run_dir) if verify else {}
+        contract = InputContract.load(run_dir / "contract.json")
+        try:
+            config = validate_config(read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+        except BiolensError as e:
+            raise BundleError(str(e)) from None
+        model = create_model(config.model.name, **dict(config.model.params))
+        load_weights(model, run_dir / "model.safetensors")
+        return cls(model, contract, config, run_dir, resolve_device(device), manifest)
+
+    # ---- inputs ---------------------------------------------------------------------------------------------------
+    def read(self, source: str | Sequence[str], require_labels: bool = False) -> Inputs:
+        """Read labelled (or unlabelled) data as the run's codec reads it: FASTA/CSV/TSV for sequence runs, a
+        class-folder tree or manifest for image runs."""
+        return self.codec.read(source, require_labels=require_labels)
+
+    def logits(self, x: np.ndarray | Encoded, lengths: np.ndarray | None = None, batch_size: int = 256) -> np.ndarray:
+        """Raw logits ``(N, C)`` for encoded rows ``(N, L)`` (or decoded images ``(N, C, S, S)``), in input order."""
+        encoded = x if isinstance(x, Encoded) else Encoded(x, lengths)
+        return predict_logits(self.model, self.codec.batches(encoded, batch_size, self.device))
+
+    def predict_proba(self, x: np.ndarray | Encoded, lengths: np.ndarray | None = None,
+                      batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``(N, C)`` (the contract's temperature applied)."""
+        return self.contract.probabilities(self.logits(x, lengths, batch_size))
+
+    def predict(self, inputs: Any, batch_size: int = 256) -> pd.DataFrame:
+        """Predict for raw inputs: what the run's codec accepts.
+
+        Sequence runs take a sequence string, a list of them, or FASTA/CSV/TSV file paths (.gz ok). Image runs take
+        image files, folders and glob patterns, or in-memory images: numpy arrays (``(H, W)``, ``(H, W, C)``,
+        ``(C, H, W)`` or a batch ``(N, …)``), PIL images or torch tensors (``(C, H, W)`` / ``(N, C, H, W)``),
+        preprocessed exactly as files are (resize, center crop, channels, normalization from the contract).
+
+        Returns a DataFrame: id, [label], p_<class> per class, prediction, and for binary models ``decision``
+        (P(positive) ≥ the run's threshold).
+        """
+        got = self.codec.coerce(inputs)
+        if got.labels is not None:
+            self.codec.labels_to_index(got)  # a label the model never saw is an error
+        return prediction_frame(self.contract, got.ids, self.predict_proba(got.encoded, batch_size=batch_size),
+                                got.labels)
+
+    def predict_files(self, paths: Sequence[str | Path], out: str | Path, batch_size: int = 256,
+                      chunk_size: int = 8192, progress: Progress | None = None) -> int:
+        """Stream files (FASTA/CSV for sequence runs; image files, folders, globs for image runs) through the model
+        into one CSV (written atomically), ``chunk_size`` items at a time so memory does not grow with the input.
+        Returns rows written. ``progress(done, total)`` is called after every chunk (``total`` is None when the
+        length of the stream is unknown until its end, as for sequence files)."""
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        paths = [str(p) for p in paths]
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = temp_beside(out)
+        n, header = 0, True
+        try:
+            with os.fdopen(fd, "w", newline="") as fh:
+                for got in self.codec.stream(paths, chunk_size):
+                    if got.labels is not None:
+                        self.codec.labels_to_index(got)  # unknown labels are an error
+                    frame = prediction_frame(self.contract, got.ids, self.predict_proba(got.encoded,
+                                                                                        batch_size=batch_size),
+                                             got.labels)
+                    frame.to_csv(fh, index=False, header=header, float_format="%.6f", quoting=csv.QUOTE_MINIMAL)
+                    header, n = False, n + len(frame)
+                    if progress is not None:
+                        progress(n, got.total)
+            if n == 0:
+                raise DataError(f"no records in {', '.join(paths)}; nothing to predict")
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return n
+
+
+def predict(run: str | Path, inputs: Any, **kwargs: Any) -> pd.DataFrame:
+    """One-call prediction: ``biolens.predict("runs/x", ["ACGT..."])``."""
+    return Predictor.load(run).predict(inputs, **kwargs)

@@ -1,0 +1,111 @@
+"""``biolens.evaluate``: evaluate a run on its own split or a labelled file; with ``--calibrate`` or an operating
+point, fit the temperature and the threshold on val and save them in the contract (predict then uses them).
+
+Writes ``metrics.json``, ``predictions.csv`` and ``plots/`` into the run (or ``out``), and refreshes the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from biolens.bundle import refresh_manifest
+from biolens.contract import softmax
+from biolens.data.splits import SPLITS
+from biolens.errors import ConfigError
+from biolens.evaluation.calibration import fit_temperature, nll
+from biolens.evaluation.evaluate import EvalOptions, EvaluationResult, evaluate_predictions
+from biolens.evaluation.threshold import choose_threshold
+from biolens.io import write_json
+from biolens.models.inference import predict_logits
+from biolens.tasks import Predictor, Task, make_task, write_predictions
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EvalOptions", "EvaluationResult", "evaluate_run"]
+
+
+class RunData:
+    """The run's own data, read and prepared at most once per evaluation (val for calibration, then the split)."""
+
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
+        self._task: Task | None = None
+
+    def task(self) -> Task:
+        if self._task is None:
+            self._task = make_task(self.predictor.config)
+            self._task.prepare()
+        return self._task
+
+    def split(self, name: str, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, y, logits) of one of the run's splits."""
+        task, p = self.task(), self.predictor
+        logits = predict_logits(p.model, task.batches(name, train=False, device=p.device, batch_size=batch_size))
+        return task.ids(name), task.labels(name), logits
+
+    def file(self, data: str | list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, y, logits) of a labelled file, read as the run's codec reads inputs."""
+        got = self.predictor.read(data, require_labels=True)
+        y = self.predictor.codec.labels_to_index(got)
+        return np.array(got.ids, dtype=object), y, self.predictor.logits(got.encoded, batch_size=batch_size)
+
+
+def evaluate_run(run: str | Path, data: str | list[str] | None = None, *, split: str = "test",
+                 out: str | Path | None = None, options: EvalOptions | None = None, batch_size: int = 256,
+                 device: str = "auto") -> EvaluationResult:
+    """Evaluate a trained run (see the module docstring for what is written where)."""
+    opt = options or EvalOptions()
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+    predictor = Predictor.load(run, device=device)
+    run_dir, contract = predictor.run_dir, predictor.contract
+    if opt.operating_point and contract.positive_index is None:
+        raise ConfigError("an operating point needs a binary task with a positive class; this run has "
+                          f"{len(contract.class_names)} classes")
+    source = RunData(predictor)
+    op = None
+    if opt.operating_point or opt.calibrate:
+        _, val_y, val_logits = source.split("val", batch_size)
+        if opt.calibrate:
+            before = nll(val_y, softmax(val_logits))
+            contract.temperature = fit_temperature(val_logits, val_y)
+            log.info("temperature %.3f fitted on val (NLL %.4f → %.4f)", contract.temperature, before,
+                     nll(val_y, softmax(val_logits, contract.temperature)))
+        if opt.operating_point:
+            pos = contract.positive_index
+            op = choose_threshold(val_y == pos, softmax(val_logits, contract.temperature)[:, pos], opt.operating_point,
+                                  opt.target)
+            contract.threshold = op.threshold
+            log.info("operating point on val (%s): threshold %.4f, sensitivity %.3f, specificity %.3f", op.method,
+                     op.threshold, op.sensitivity, op.specificity)
+        contract.save(run_dir / "contract.json")
+
+    ids, y, logits = source.split(split, batch_size) if data is None else source.file(data, batch_size)
+    probs = contract.probabilities(logits)
+    where = f"{split} split" if data is None else ", ".join([data] if isinstance(data, str) else data)
+    target = Path(out) if out is not None else (run_dir if data is None else run_dir / "evaluations" / Path(where).stem)
+    target.mkdir(parents=True, exist_ok=True)
+    result = evaluate_predictions(y, probs, contract, where, opt, plots_dir=target / "plots" if opt.plots else None,
+                                  operating_point=op.to_dict() if op is not None else None)
+    _write_outputs(target, split if data is None and out is None else None, result, ids, y, probs, predictor)
+    if opt.operating_point or opt.calibrate or target.resolve().is_relative_to(run_dir.resolve()):
+        refresh_manifest(run_dir)  # checksums must describe the files as they are now
+    return result
+
+
+def _write_outputs(target: Path, split_key: str | None, result: EvaluationResult, ids: np.ndarray, y: np.ndarray,
+                   probs: np.ndarray, predictor: Predictor) -> None:
+    name = "predictions.csv" if split_key in (None, "test") else f"predictions_{split_key}.csv"
+    write_predictions(target / name, ids, y, probs, predictor.contract)
+    path = target / "metrics.json"
+    data: dict[str, Any] = result.to_dict()
+    if split_key is not None and path.exists():  # the run's own metrics.json: replace this split's entry
+        merged = json.loads(path.read_text())
+        merged[split_key] = data
+        data = merged
+    write_json(path, data)

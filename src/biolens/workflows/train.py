@@ -1,0 +1,275 @@
+"""``biolens.train``: from data (a file, a bundled set or in-memory data) to a complete run folder.
+
+Everything is checked before anything is written: bad input raises a BiolensError naming the file, line or config
+field, and leaves no run folder behind. The result carries the metrics, the run folder and a ready ``Predictor``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from biolens.bundle import load_weights, make_run_dir, write_manifest
+from biolens.config import DataConfig, ModelConfig, RunConfig, TrainConfig, as_config, load_config, validate_config
+from biolens.contract import InputContract
+from biolens.devices import resolve_device, seed_everything
+from biolens.errors import ConfigError
+from biolens.io import atomic_write_text, write_json
+from biolens.metrics import classification_metrics
+from biolens.models.inference import predict_logits
+from biolens.tasks import Predictor, Task, make_task, write_predictions
+from biolens.training import distributed
+from biolens.training.build import build_trainer, configure_batches, preflight, shard, write_summary
+from biolens.training.checklist import pretraining_checklist, save_checklist
+from biolens.training.state import load_checkpoint
+from biolens.training.trainer import Callback, TrainingError
+from biolens.workflows.inputs import Staged, is_in_memory, stage
+
+log = logging.getLogger(__name__)
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` made: the run folder, val/test metrics, the epoch history, the data report and a predictor."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    data_report: dict[str, Any]
+    _predictor: Predictor | None = field(default=None, repr=False)
+
+    @property
+    def predictor(self) -> Predictor:
+        """The trained model, loaded from the run folder (checksums verified), ready to ``predict``."""
+        if self._predictor is None:
+            self._predictor = Predictor.load(self.run_dir)
+        return self._predictor
+
+    def predict(self, inputs: Any, **kwargs: Any) -> pd.DataFrame:
+        """``self.predictor.predict(inputs)``: sequences, files, or images (see ``Predictor.predict``)."""
+        return self.predictor.predict(inputs, **kwargs)
+
+    @property
+    def test(self) -> dict[str, Any]:
+        """Test-split metrics at the run's threshold."""
+        return self.metrics.get("test", {})
+
+
+def score(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], contract: InputContract) -> np.ndarray:
+    """Probabilities ``(N, C)`` in data order (temperature applied)."""
+    return contract.probabilities(predict_logits(model, batches))
+
+
+def build_config(config: RunConfig | dict | str | Path | None, data: Any = None, model: str | None = None,
+                 epochs: int | None = None, out: str | Path | None = None, **overrides: Any) -> RunConfig:
+    """A RunConfig from a config (object, nested dict or YAML path) and keyword overrides.
+
+    ``overrides`` are config fields by name (``lr=3e-4``, ``batch_size=32``, ``max_len=200``, ``params={...}``) or
+    whole sections (``train={"lr": 3e-4}``); a name that is no field of data, model or train is a ConfigError
+    listing the valid ones."""
+    base = as_config(config).model_dump(mode="json") if config is not None else {}
+    sections: dict[str, dict[str, Any]] = {k: dict(base.get(k) or {}) for k in SECTIONS}
+    for key, value in overrides.items():
+        if key in SECTIONS and isinstance(value, dict):
+            sections[key].update(value)
+            continue
+        owners = [name for name, cls in SECTIONS.items() if key in cls.model_fields]
+        if not owners:
+            known = sorted({f for cls in SECTIONS.values() for f in cls.model_fields})
+            raise ConfigError(f"unknown option {key!r}; options are the fields of data, model and train: "
+                              f"{', '.join(known)}")
+        sections[owners[0]][key] = value
+    if data is not None:
+        sections["data"]["path"] = data
+    if model is not None:
+        sections["model"]["name"] = model
+    if epochs is not None:
+        sections["train"]["epochs"] = epochs
+    raw: dict[str, Any] = {k: v for k, v in sections.items() if v}
+    raw["out"] = str(out) if out is not None else base.get("out")
+    return validate_config(raw)
+
+
+def train(
+    config: RunConfig | dict | str | Path | None = None,
+    *,
+    data: Any = None,
+    labels: Any = None,
+    splits: Any = None,
+    model: str | None = None,
+    epochs: int | None = None,
+    out: str | Path | None = None,
+    progress: bool = False,
+    overwrite: bool = False,
+    callbacks: list[Callback] | None = None,
+    resume: str | Path | None = None,
+    force: bool = False,
+    **overrides: Any,
+) -> TrainResult:
+    """Train a model and write a complete run folder.
+
+    From a notebook::
+
+        result = biolens.train(data=df, epochs=10)            # df: sequence and label columns; out=None: a temp folder
+        result = biolens.train(data=(seqs, labels), model="motif_cnn", lr=3e-4)
+        result = biolens.train(data=images, labels=y)         # numpy (N, H, W[, C]) images
+        result = biolens.train("config.yaml", out="runs/x")   # or a RunConfig / nested dict
+        result.predict(["ACGT..."]); result.metrics["test"]["accuracy"]; result.run_dir
+
+    Args:
+        config: a RunConfig, nested dict or YAML path (optional when ``data`` is given).
+        data: a path, ``builtin:NAME``, ``LABEL=FILE`` entries, or in-memory data: a pandas DataFrame, a list of
+            sequences (with ``labels``), a ``(sequences, labels)`` pair, or image arrays (with ``labels``).
+        labels, splits: for in-memory lists and arrays: one label (and optionally train/val/test) per item.
+        model, epochs, out: shortcuts for ``model.name``, ``train.epochs`` and ``out``; ``out=None`` trains into a
+            new temporary folder (``result.run_dir``).
+        overrides: config fields by name (``lr=3e-4``) or sections (``train={...}``).
+        resume: continue RUN from ``checkpoints/last.pt`` exactly (model, optimizer, scheduler, scaler, RNG states,
+            sampler position, history); ``config`` defaults to RUN's own and may change only the train section.
+        force: train even when a pre-training check (guide 7.4) fails; the results go to ``checklist.json``.
+
+    Under ``torchrun`` every process calls this.
+    """
+    staged: Staged | None = None
+    if resume is not None:
+        resume = Path(resume)
+        if not (resume / "config.yaml").is_file():
+            raise ConfigError(f"resume {resume}: not a run folder (no config.yaml); give the out folder of a run")
+        cfg = load_config(resume / "config.yaml") if config is None else as_config(config)
+        cfg = cfg.model_copy(update={"out": str(resume)})
+    elif config is None and data is None:
+        raise ConfigError("no data: pass data= (a file, builtin:NAME or in-memory data), a config, or resume=RUN")
+    else:
+        if is_in_memory(data):
+            d = (as_config(config).data if config is not None else DataConfig(path="-"))
+            staged = stage(data, labels, splits=splits, seq_col=overrides.get("seq_col", d.seq_col),
+                           label_col=overrides.get("label_col", d.label_col))
+            data = str(staged.path)
+        elif labels is not None or splits is not None:
+            raise ConfigError("labels= and splits= go with in-memory data; for files use data.labels (a labels CSV) "
+                              "or split columns")
+        try:
+            cfg = build_config(config, data, model, epochs, out, **overrides)
+        except BaseException:
+            if staged is not None:
+                staged.discard()
+            raise
+    if cfg.out is None:
+        cfg = cfg.model_copy(update={"out": tempfile.mkdtemp(prefix="biolens-run-")})
+        log.info("no out folder given: training into %s", cfg.out)
+    try:
+        return _train(cfg, resume, staged, progress=progress, overwrite=overwrite, callbacks=callbacks, force=force)
+    finally:
+        if staged is not None:
+            staged.discard()  # moved into the run on success; removed when training failed
+
+
+def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progress: bool, overwrite: bool,
+           callbacks: list[Callback] | None, force: bool) -> TrainResult:
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    dist, device = distributed.init(resolve_device(cfg.train.device))
+    task = make_task(cfg)
+    task.prepare()
+    model = task.build_model()
+    cfg = cfg.model_copy(update={"data": task.resolved_data_config(),
+                                 "model": task.cfg.model.model_copy(update={"params": model.config})})
+    contract = task.contract()
+    state = _resume_state(resume, cfg, device) if resume is not None else None
+    preflight(cfg, model, task.size("train"), task.labels("train"), len(contract.class_names), dist)
+    checklist = pretraining_checklist(cfg, task, model, force=force)
+    if cfg.train.sampler == "weighted" or dist.world_size > 1:  # can this task's batches do it? ask before any folder
+        configure_batches(task.batches("train", train=True, device=torch.device("cpu")), cfg.train,
+                          task.labels("train"), dist)
+    if dist.is_main and resume is None:
+        make_run_dir(cfg.out, overwrite=overwrite)
+    run_dir = Path(cfg.out)
+    if staged is not None and dist.is_main:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(staged.move_into(run_dir))})})
+    dist.barrier()
+    file_log = logging.FileHandler(run_dir / "log.txt") if dist.is_main else logging.NullHandler()
+    file_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("biolens").addHandler(file_log)
+    try:
+        if dist.is_main:
+            save_checklist(checklist, run_dir, force)
+        return _train_into(cfg, task, model, contract, run_dir, device, progress, callbacks or [], dist, state)
+    finally:
+        logging.getLogger("biolens").removeHandler(file_log)
+        file_log.close()
+        distributed.shutdown()
+
+
+def _resume_state(run: Path, cfg: RunConfig, device: torch.device) -> dict[str, Any]:
+    """The checkpoint to resume from, after checking the data and model match the run's own."""
+    saved = load_config(run / "config.yaml")
+    for section in ("data", "model"):
+        if getattr(saved, section) != getattr(cfg, section):
+            raise ConfigError(f"resume {run}: the {section} section differs from {run}/config.yaml; resume "
+                              f"with the run's own {section} (only train options such as train.epochs may change)")
+    may_change = {"epochs", "early_stopping_patience", "device", "tensorboard", "checkpoint_every", "compile"}
+    if saved.train.schedule in ("cosine", "warmup_cosine", "onecycle"):
+        may_change.discard("epochs")  # these schedules are laid out over the whole run at the start
+    old, new = saved.train.model_dump(), cfg.train.model_dump()
+    changed = [k for k in new if new[k] != old.get(k) and k not in may_change]
+    if changed:
+        raise ConfigError(f"resume {run}: train.{changed[0]} differs from {run}/config.yaml ({old.get(changed[0])!r}); "
+                          f"an exact resume keeps it (changeable: {', '.join(sorted(may_change))})")
+    return load_checkpoint(run / "checkpoints" / "last.pt", map_location=device)
+
+
+def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputContract, run_dir: Path,
+                device: torch.device, progress: bool, extra: list[Callback], dist: distributed.Dist | None = None,
+                state: dict[str, Any] | None = None) -> TrainResult:
+    dist = dist or distributed.Dist()
+    if dist.is_main:
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        contract.save(run_dir / "contract.json")
+        write_json(run_dir / "data_report.json", task.report())
+        atomic_write_text(run_dir / "filtered.tsv", "id\tlocation\treason\n" + "".join(
+            f"{r['id']}\t{r['location']}\t{r['reason']}\n" for r in task.dropped()))
+
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model %s: %s parameters; device %s; train/val/test = %d/%d/%d", cfg.model.name, f"{n_params:,}",
+             device, *(task.size(s) for s in ("train", "val", "test")))
+    model.to(device)
+    train_b = task.batches("train", train=True, device=device)
+    val_b = task.batches("val", train=False, device=device)
+    trainer, checkpoint = build_trainer(cfg, model, train_b, task.labels("train"), len(contract.class_names),
+                                        run_dir=run_dir, device=device, dist=dist, progress=progress, extra=extra,
+                                        positive_index=contract.positive_index)
+    shard(val_b, cfg.train.batch_size, dist)
+    if state is not None:
+        trainer.load_state_dict(state)
+        log.info("resumed %s at epoch %d, step %d", run_dir, trainer.epoch, trainer.step)
+    try:
+        history = trainer.fit(train_b, val_b)
+    except TrainingError as e:
+        raise TrainingError(f"{e}; the last good checkpoint is {run_dir / 'checkpoints' / 'last.pt'}") from None
+    if not dist.is_main:
+        return TrainResult(run_dir, {}, history, task.report())
+    write_summary(cfg, trainer, dist, run_dir, resumed=state is not None)
+
+    load_weights(model, run_dir / "model.safetensors")
+    metrics: dict[str, Any] = {"best_epoch": checkpoint.best_epoch}
+    for split in ("val", "test"):
+        y = task.labels(split)
+        probs = score(model, task.batches(split, train=False, device=device, batch_size=256), contract)
+        metrics[split] = classification_metrics(y, probs, contract.class_names, contract.positive_class,
+                                                contract.threshold)
+        if split == "test":
+            write_predictions(run_dir / "predictions.csv", task.ids(split), y, probs, contract)
+    write_json(run_dir / "metrics.json", metrics)
+    write_manifest(run_dir, dataset_fingerprint=task.fingerprint())
+    log.info("test accuracy %.4f (best epoch %d); run folder %s", metrics["test"]["accuracy"], checkpoint.best_epoch, run_dir)
+    return TrainResult(run_dir, metrics, history, task.report())
