@@ -23,20 +23,7 @@ import torch
 
 from biolens.data.dataset import SequenceBatches, SequenceData
 from biolens.data.store import Source, open_or_build
-
-
-def write_fasta(path: Path, n: int, length: int, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    lut = np.frombuffer(b"ACGT", dtype=np.uint8)
-    with open(path, "wb") as fh:
-        for start in range(0, n, 20_000):
-            k = min(20_000, n - start)
-            body = np.full((k, length + 1), ord("\n"), dtype=np.uint8)
-            body[:, :length] = lut[rng.integers(0, 4, size=(k, length), dtype=np.uint8)]
-            raw = body.tobytes()
-            labels = rng.integers(0, 2, size=k)
-            fh.write(b"".join(f">r{start + j} label={'ab'[labels[j]]}\n".encode() + raw[j * (length + 1):(j + 1) * (length + 1)]
-                              for j in range(k)))
+from biolens.data.synthetic import write_random_fasta
 
 
 def epoch_rate(batches: SequenceBatches, epochs: int = 2) -> tuple[float, list[torch.Tensor]]:
@@ -66,7 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         fa = Path(tmp) / "seqs.fa"
-        write_fasta(fa, args.n, args.length)
+        write_random_fasta(fa, args.n, args.length)
         t0 = time.perf_counter()
         store = open_or_build([Source(fa)], cache_dir=Path(tmp) / "store")
         build_s = time.perf_counter() - t0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import types
 from pathlib import Path
 
@@ -123,12 +122,15 @@ def test_explain_attention_run(tmp_path: Path) -> None:
 
 
 def test_image_runs_dispatch_to_explain_images(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Image runs go to ``interpret.images.explain_images``; sequence-only methods are refused first."""
+    """Image runs go to the registered image runner (``interpret.images.explain_images``) with the image method;
+    sequence-only methods are refused first."""
+    from biolens.interpret import registry
+
     calls = []
-    fake = types.ModuleType("biolens.interpret.images")
-    fake.explain_images = lambda predictor, inputs, method, out_dir, target_class=None: calls.append(
-        (inputs, method, out_dir, target_class)) or [{"input": i} for i in inputs]
-    monkeypatch.setitem(sys.modules, "biolens.interpret.images", fake)
+    assert registry._RUNNERS["image"].__name__ == "explain_images"
+    fake = lambda predictor, inputs, method, out_dir, target_class=None: calls.append(  # noqa: E731
+        (inputs, method.name, out_dir, target_class)) or [{"input": i} for i in inputs]
+    monkeypatch.setitem(registry._RUNNERS, "image", fake)
     predictor = types.SimpleNamespace(contract=types.SimpleNamespace(task="image"))
     monkeypatch.setattr("biolens.tasks.predictor.Predictor.load",
                         classmethod(lambda cls, run, device="auto": predictor))

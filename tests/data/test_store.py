@@ -20,7 +20,9 @@ from biolens.data.dataset import SequenceBatches, SequenceData
 from biolens.data.encoding import encode
 from biolens.data.prepare import prepare_sequences, resolve_store
 from biolens.data.splits import sequence_keys
-from biolens.data.store import RowReader, Source, open_or_build
+from biolens.data.rows import RowReader
+from biolens.data.store import Source, open_or_build
+from biolens.data.synthetic import write_random_fasta
 from biolens.errors import DataError
 from tests.conftest import planted_dna, write_fasta
 
@@ -281,22 +283,7 @@ RECORDS, LENGTH, KEPT = 300_000, 1000, 0.03  # a 305 MB FASTA; 3% of the records
 
 def _big_fasta(path: Path) -> int:
     """RECORDS random DNA records of LENGTH bases; all but a KEPT share are 1 base short of quality.min_len."""
-    rng = np.random.default_rng(0)
-    lut = np.frombuffer(b"ACGT", dtype=np.uint8)
-    with open(path, "wb") as fh:
-        for start in range(0, RECORDS, 20_000):
-            k = min(20_000, RECORDS - start)
-            body = np.full((k, LENGTH + 1), ord("\n"), dtype=np.uint8)
-            body[:, :LENGTH] = lut[rng.integers(0, 4, size=(k, LENGTH), dtype=np.uint8)]
-            short = rng.random(k) >= KEPT
-            lines = body.tobytes()
-            label = rng.integers(0, 2, size=k)
-            parts = []
-            for j in range(k):
-                row = lines[j * (LENGTH + 1) : (j + 1) * (LENGTH + 1)]
-                parts += [f">r{start + j} label={'ab'[label[j]]}\n".encode(), row[:-2] + b"\n" if short[j] else row]
-            fh.write(b"".join(parts))
-    return path.stat().st_size
+    return write_random_fasta(path, RECORDS, LENGTH, short_fraction=1 - KEPT).stat().st_size
 
 
 _PEAK = textwrap.dedent("""

@@ -186,14 +186,20 @@ def test_max_length_above_model_truncates_like_predictor(seq_predictor):  # noqa
     np.testing.assert_allclose(got, seq_predictor.predict(seqs)["p_promoter"], atol=1e-5)
 
 
-def test_biolens_error_becomes_4xx_and_worker_survives(seq_run, monkeypatch):  # noqa: ANN001
+@pytest.mark.parametrize(("error", "status", "field", "message"), [
+    (DataError("model input: something the user sent is wrong; fix it"), 422, "body", "something the user sent"),
+    (RuntimeError("CUDA out of memory\nlong detail"), 500, "server",
+     "forward pass failed (RuntimeError: CUDA out of memory)"),
+])
+def test_forward_errors_become_json_and_the_worker_survives(seq_run, monkeypatch, error, status, field, message):  # noqa: ANN001
+    """A BiolensError in the forward pass is the client's 4xx; anything else a JSON 500; the next request works."""
     predictor = Predictor.load(seq_run, device="cpu")
     with client_for(create_app(predictor)) as c:
         def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            raise DataError("model input: something the user sent is wrong; fix it")
+            raise error
 
         monkeypatch.setattr(predictor, "logits", fail)
-        assert_error(c.post("/v1/predict", json={"sequences": ["ACGT"]}), 422, "body", "something the user sent")
+        assert_error(c.post("/v1/predict", json={"sequences": ["ACGT"]}), status, field, message)
         monkeypatch.undo()
         assert c.post("/v1/predict", json={"sequences": ["ACGT"]}).status_code == 200
 
@@ -405,18 +411,6 @@ def test_serve_cli_errors(tmp_path):  # noqa: ANN001
     r = CliRunner().invoke(app, ["serve", str(tmp_path / "nope"), "--max-upload-mb", "0"])
     assert r.exit_code == 2 and "--max-upload-mb" in r.output
 
-
-def test_unexpected_forward_error_is_json_500_and_worker_survives(seq_run, monkeypatch):  # noqa: ANN001
-    predictor = Predictor.load(seq_run, device="cpu")
-    with client_for(create_app(predictor)) as c:
-        def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            raise RuntimeError("CUDA out of memory\nlong detail")
-
-        monkeypatch.setattr(predictor, "logits", fail)
-        assert_error(c.post("/v1/predict", json={"sequences": ["ACGT"]}), 500, "server",
-                     "forward pass failed (RuntimeError: CUDA out of memory)")
-        monkeypatch.undo()
-        assert c.post("/v1/predict", json={"sequences": ["ACGT"]}).status_code == 200
 
 
 def test_stop_answers_requests_held_by_the_worker():

@@ -40,7 +40,7 @@ def test_leaked_duplicate_is_named(tmp_path: Path):
     labels[-1] = labels[0]
     report = doctor_data(cfg(split_csv(tmp_path / "leak.csv", seqs, labels, splits)))
     f = report.get("leakage across splits")
-    assert f.status == "fail" and "test in train or val" in f.detail and "--dedup" in f.fix
+    assert f.status == "fail" and "test in train or val" in f.detail and "data.dedup=true" in f.fix
     assert report.exit_code() == 1
     fixed = doctor_data(cfg(split_csv(tmp_path / "leak.csv", seqs, labels, splits), dedup=True))
     assert fixed.get("leakage across splits").status == "pass" and "1 removed" in fixed.get("leakage across splits").detail

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from biolens.cli._common import console, handle_errors, setup_logging
+from biolens.cli._common import console, handle_errors, setup_logging, with_flags
 from biolens.cli.train import _drop_none
 
 doctor_app = typer.Typer(help="Check data, a model or a finished run, and say what to fix (guide 7.3).",
@@ -41,7 +41,7 @@ def _show(report: Any, as_json: bool) -> None:
         for col in ("check", "status", "finding", "what to do"):
             table.add_column(col, overflow="fold")
         for f in report.findings:
-            table.add_row(f.name, STYLE[f.status], f.detail, f.fix if f.status != "pass" else "")
+            table.add_row(f.name, STYLE[f.status], with_flags(f.detail, {}), with_flags(f.fix, {}) if f.status != "pass" else "")
         console.print(table)
         counts = {s: sum(f.status == s for f in report.findings) for s in ("pass", "warn", "fail")}
         console.print(f"{counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail")

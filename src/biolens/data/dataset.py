@@ -19,7 +19,7 @@ import torch
 from biolens.data.alphabets import Alphabet
 from biolens.data.augment import gc_content, random_reverse_complement, random_shift, substitute
 from biolens.data.sampling import Batches
-from biolens.data.store import RowReader
+from biolens.data.rows import RowReader
 from biolens.devices import fits_on_device, free_device_memory
 
 log = logging.getLogger(__name__)
@@ -98,10 +98,7 @@ class SequenceBatches(Batches):
     ):
         super().__init__(len(data), batch_size, shuffle=shuffle, device=device, seed=seed)
         self.data = data
-        self.rc = reverse_complement
-        self.sub_rate = substitution_rate
-        self.shift = shift
-        self.with_gc = with_gc
+        self.rc, self.sub_rate, self.shift, self.with_gc = reverse_complement, substitution_rate, shift, with_gc
         if resident is None:
             free = free_device_memory(self.device)
             resident = not data.mapped and (free is None or fits_on_device(data.x.nbytes, free))

@@ -20,7 +20,8 @@ from biolens.data.encoding import RecordError, encode, find_invalid, invalid_sym
 from biolens.data.quality import quality_filter, resolve_quality, summarize
 from biolens.data.readers import Records, read_source, read_table
 from biolens.data.splits import SPLITS, find_leakage, sequence_keys, stratified_split
-from biolens.data.store import RowReader, Source, available_memory, open_or_build
+from biolens.data.rows import RowReader
+from biolens.data.store import Source, available_memory, open_or_build
 from biolens.errors import BiolensWarning, ConfigError, DataError
 
 log = logging.getLogger(__name__)

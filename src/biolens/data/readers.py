@@ -16,13 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pyfastx
 
+from biolens.data.splits import SPLITS
 from biolens.errors import DataError
 
 log = logging.getLogger(__name__)
 
 FASTA_SUFFIXES = {".fa", ".fasta", ".fna", ".faa", ".ffn", ".fas", ".frn", ".mpfa"}
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
-SPLIT_NAMES = ("train", "val", "test")
 _HEADER_KEY = re.compile(r"(?:^|\s)(label|split)=(\S+)")
 
 
@@ -130,22 +130,36 @@ def _fastx(p: Path) -> Iterator[tuple[str, str, str]]:
         raise DataError(f"{p}: cannot parse FASTA ({e}); check the file") from None
 
 
+def fasta_chunks(p: Path, chunk_size: int | None = None) -> Iterator[tuple[Records, list[str | None]]]:
+    """The one FASTA parser (pyfastx, no index file written): records in chunks of ``chunk_size`` (all at once when
+    None), with labels from ``label=`` headers (None where a header has none) and each header's ``split=``."""
+    ids, seqs, labels, splits, n = [], [], [], [], 0
+    for name, seq, comment in _fastx(p):
+        keys = dict(_HEADER_KEY.findall(comment or ""))
+        ids.append(name)
+        seqs.append(seq)
+        labels.append(keys.get("label"))
+        splits.append(keys.get("split"))
+        if chunk_size is not None and len(seqs) == chunk_size:
+            yield Records(ids, seqs, labels, None, _fasta_paths=[(p, -n)]), splits
+            n += len(seqs)
+            ids, seqs, labels, splits = [], [], [], []
+    if seqs:
+        yield Records(ids, seqs, labels, None, _fasta_paths=[(p, -n)]), splits
+
+
 def read_fasta(path: str | Path, *, label: str | None = None, labels_from_header: bool = True) -> Records:
     """Read a FASTA file; labels come from ``label=`` in headers, or ``label`` for the whole file.
 
     Headers may also carry ``split=train|val|test``.
     """
     p = check_file(path)
-    ids, seqs, labels, splits = [], [], [], []
-    for name, seq, comment in _fastx(p):
-        keys = dict(_HEADER_KEY.findall(comment or ""))
-        ids.append(name)
-        seqs.append(seq)
-        labels.append(label if label is not None else keys.get("label"))
-        splits.append(keys.get("split"))
-    if not seqs:
+    parsed = next(fasta_chunks(p), None)
+    if parsed is None:
         raise DataError(f"{p}: no FASTA records found; check the file")
-    recs = Records(ids, seqs, labels, None, _fasta_paths=[(p, 0)])
+    recs, splits = parsed
+    ids, labels = recs.ids, recs.labels if label is None else [label] * len(recs)
+    recs.labels = labels
     if labels_from_header or label is not None:
         missing = [i for i, lab in enumerate(labels) if not lab]
         if missing and len(missing) < len(labels):
@@ -160,9 +174,9 @@ def read_fasta(path: str | Path, *, label: str | None = None, labels_from_header
         if len(present) < len(splits):
             i = splits.index(None)
             raise DataError(f"{recs.locate(i)}: header '>{ids[i]}' has no split= while others do; add it to every header or none")
-        bad = next((i for i, s in enumerate(splits) if s not in SPLIT_NAMES), None)
+        bad = next((i for i, s in enumerate(splits) if s not in SPLITS), None)
         if bad is not None:
-            raise DataError(f"{recs.locate(bad)}: split={splits[bad]!r}; expected one of {', '.join(SPLIT_NAMES)}")
+            raise DataError(f"{recs.locate(bad)}: split={splits[bad]!r}; expected one of {', '.join(SPLITS)}")
         recs.splits = splits
     return recs
 
@@ -206,9 +220,9 @@ def _frame_records(df: pd.DataFrame, p: Path, first_row: int, *, seq_col: str, l
     splits = None
     if split_col in df.columns:
         splits = [str(x).strip().lower() for x in df[split_col]]
-        bad = next((i for i, s in enumerate(splits) if s not in SPLIT_NAMES), None)
+        bad = next((i for i, s in enumerate(splits) if s not in SPLITS), None)
         if bad is not None:
-            raise DataError(f"{sources[bad]}: {split_col}={splits[bad]!r}; expected one of {', '.join(SPLIT_NAMES)}")
+            raise DataError(f"{sources[bad]}: {split_col}={splits[bad]!r}; expected one of {', '.join(SPLITS)}")
     return Records(ids, seqs, labels, splits, sources)
 
 
@@ -295,17 +309,10 @@ def iter_chunks(path: str | Path, chunk_size: int = 8192, **kwargs) -> Iterator[
     """
     p = check_file(path)
     if file_format(p) == "fasta":
-        ids, seqs, labels, n = [], [], [], 0
-        for name, seq, comment in _fastx(p):
-            ids.append(name)
-            seqs.append(seq)
-            labels.append(dict(_HEADER_KEY.findall(comment or "")).get("label"))
-            if len(seqs) == chunk_size:
-                yield Records(ids, seqs, labels if all(labels) else None, _fasta_paths=[(p, -n)])
-                n += len(seqs)
-                ids, seqs, labels = [], [], []
-        if seqs:
-            yield Records(ids, seqs, labels if all(labels) else None, _fasta_paths=[(p, -n)])
+        for recs, _ in fasta_chunks(p, chunk_size):
+            if not all(recs.labels):
+                recs.labels = None
+            yield recs
         return
     reader, first = _read_frame(p, chunksize=chunk_size), 0
     while True:

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import weakref
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,8 +30,9 @@ from biolens.data.alphabets import ALPHABETS, INVALID, Alphabet, get_alphabet
 from biolens.data.augment import reverse_complement_np
 from biolens.data.cachedir import cache_root, file_stamp
 from biolens.data.encoding import RecordError, detect_alphabet, encode
-from biolens.data.readers import (_HEADER_KEY, SPLIT_NAMES, Records, _fastx, _open_text, _read_frame, check_file,
-                                  file_format, iter_chunks)
+from biolens.data.readers import (Records, _open_text, _read_frame, check_file, fasta_chunks, file_format,
+                                  iter_chunks)
+from biolens.data.splits import SPLITS
 from biolens.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -77,66 +77,6 @@ def store_key(sources: list[Source], alphabet: str, max_len: int | None) -> str:
                 h.update(file_stamp(p).encode())
         h.update(f"|{s.label}|{s.split}|{','.join(s.columns)}".encode())
     return h.hexdigest()[:32]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# reading rows back
-
-
-class RowReader:
-    """Copies rows of an ``(N, L)`` store into memory: positional reads (``preadv``, one per run of consecutive
-    rows) for a memory-mapped store, so the page cache serves them without mapping pages into this process;
-    ``np.take`` for an array already in RAM.
-
-    Faulting rows in through the mapping instead would grow the resident set by far more than the rows (the kernel
-    maps whole page-cache folios around each fault: about 200 KB per scattered 1 kB row on Linux 6.x).
-    """
-
-    def __init__(self, x: np.ndarray):
-        self.x = x
-        self.fd: int | None = None
-        if isinstance(x, np.memmap) and x.filename is not None and hasattr(os, "preadv") and x.flags.c_contiguous:
-            self.fd = os.open(x.filename, os.O_RDONLY)
-            self.offset = int(x.offset)
-            weakref.finalize(self, os.close, self.fd)
-
-    def take(self, rows: np.ndarray, width: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``rows`` (sorted ascending: consecutive rows become one read), first ``width`` columns, into
-        ``out`` (``(len(rows), width)`` uint8, e.g. a pinned staging buffer) if given."""
-        n_rows, stride = self.x.shape
-        width = stride if width is None else width
-        rows = np.asarray(rows, dtype=np.int64)
-        if out is None:
-            out = np.empty((len(rows), width), dtype=np.uint8)
-        if self.fd is None:
-            np.take(self.x[:, :width], rows, axis=0, out=out, mode="clip")  # clip: no internal buffering of out
-            return out
-        if len(rows) and (rows.min() < 0 or rows.max() >= n_rows):
-            raise IndexError(f"row index out of range 0..{n_rows - 1}")
-        cut = np.flatnonzero(np.diff(rows) != 1) + 1
-        starts, pos = rows[np.r_[0, cut]] if len(rows) else rows, np.r_[0, cut]
-        counts = np.diff(np.r_[pos, len(rows)])
-        for first, at, count in zip(starts.tolist(), pos.tolist(), counts.tolist()):
-            if count == 1 or width == stride:  # straight into out
-                dest = out[at : at + count]
-                self._read(dest, first, count * width if width == stride else width)
-            else:  # whole rows of a run, then their first `width` columns
-                stage = np.empty((count, stride), dtype=np.uint8)
-                self._read(stage, first, count * stride)
-                out[at : at + count] = stage[:, :width]
-        return out
-
-    def _read(self, dest: np.ndarray, row: int, nbytes: int) -> None:
-        view, start, got = memoryview(dest).cast("B")[:nbytes], self.offset + row * self.x.shape[1], 0
-        while got < nbytes:  # a read may return fewer bytes than asked (Linux: at most ~2 GiB per call)
-            n = os.preadv(self.fd, [view[got:]], start + got)
-            if n <= 0:
-                raise DataError(f"{self.x.filename}: sequence store is truncated (row {row}); delete it to rebuild")
-            got += n
-
-    def block(self, start: int, stop: int) -> np.ndarray:
-        """Contiguous rows ``start:stop`` as an in-memory array."""
-        return self.take(np.arange(start, stop))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -244,23 +184,6 @@ def _labels_map(src: Source) -> dict[str, str]:
     return dict(zip(df[id_col].str.strip(), df[label_col].str.strip()))
 
 
-def _fasta_chunks(p: Path, chunk_size: int) -> Iterator[tuple[Records, list[str | None]]]:
-    """Records (labels from ``label=`` headers, None where absent) and the ``split=`` of each header, by chunk."""
-    ids, seqs, labels, splits, n = [], [], [], [], 0
-    for name, seq, comment in _fastx(p):
-        keys = dict(_HEADER_KEY.findall(comment or ""))
-        ids.append(name)
-        seqs.append(seq)
-        labels.append(keys.get("label"))
-        splits.append(keys.get("split"))
-        if len(seqs) == chunk_size:
-            yield Records(ids, seqs, labels, None, _fasta_paths=[(p, -n)]), splits
-            n += len(seqs)
-            ids, seqs, labels, splits = [], [], [], []
-    if seqs:
-        yield Records(ids, seqs, labels, None, _fasta_paths=[(p, -n)]), splits
-
-
 def source_chunks(src: Source, chunk_size: int) -> Iterator[Records]:
     """Labelled records of one source in chunks; every record has a label, and a split where the data name one.
 
@@ -271,7 +194,7 @@ def source_chunks(src: Source, chunk_size: int) -> Iterator[Records]:
     mapping = _labels_map(src) if src.labels_csv is not None else None
     if file_format(p) == "fasta":
         first_has_split: bool | None = None
-        for recs, splits in _fasta_chunks(p, chunk_size):
+        for recs, splits in fasta_chunks(p, chunk_size):
             if src.label is not None:
                 recs.labels = [src.label] * len(recs)
             elif mapping is not None:
@@ -293,9 +216,9 @@ def source_chunks(src: Source, chunk_size: int) -> Iterator[Records]:
                                 f"{'has no split=' if first_has_split else 'has split='} while earlier headers "
                                 f"{'do' if first_has_split else 'do not'}; add it to every header or none")
             if first_has_split:
-                bad = next((i for i, s in enumerate(splits) if s not in SPLIT_NAMES), None)
+                bad = next((i for i, s in enumerate(splits) if s not in SPLITS), None)
                 if bad is not None:
-                    raise DataError(f"{recs.locate(bad)}: split={splits[bad]!r}; expected one of {', '.join(SPLIT_NAMES)}")
+                    raise DataError(f"{recs.locate(bad)}: split={splits[bad]!r}; expected one of {', '.join(SPLITS)}")
                 recs.splits = splits
             if src.split is not None:
                 recs.splits = [src.split] * len(recs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -41,26 +42,37 @@ def prepare_task(cfg: RunConfig) -> Task:
     return task
 
 
+# checks that only make sense for one task kind (lengths and alphabets, image sizes): registered per kind
+KIND_CHECKS: dict[str, list[Callable[[Task, Report, dict[str, Any]], None]]] = {}
+ITEM_NAME = {"sequence": "sequence (or its reverse complement)", "image": "image"}
+
+
+def kind_check(kind: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a data check ``check(task, report, context)`` for one task kind (``context`` holds the batch stats)."""
+    def decorator(fn: Callable[..., None]) -> Callable[..., None]:
+        KIND_CHECKS.setdefault(kind, []).append(fn)
+        return fn
+    return decorator
+
+
 def doctor_data(cfg: RunConfig, *, n_batches: int = 3) -> Report:
     """Every data check on the data of ``cfg``. Bad input (missing file, bad option) raises a BiolensError."""
     task = prepare_task(cfg)
     report = Report("data", str(cfg.data.path))
-    names = list(task.data.class_names)
-    _batches(task, n_batches, report)
+    names = list(task.class_names)
+    context = {"stats": _batches(task, n_batches, report)}
     _balance(task, names, report)
     _missing_classes(task, names, report)
     _leakage(task, report)
-    if task.kind == "sequence":
-        _lengths(task, report)
-        _alphabet(task, report)
-    else:
-        _images(task, report)
+    for check in KIND_CHECKS.get(task.kind, []):
+        check(task, report, context)
     return report
 
 
-def _batches(task: Task, n_batches: int, report: Report) -> None:
+def _batches(task: Task, n_batches: int, report: Report) -> dict[str, list[torch.Tensor]]:
+    """Shapes, ranges and labels of the first batches of train and val; returns the float inputs by split."""
     cpu = torch.device("cpu")
-    n_classes = len(task.data.class_names)
+    n_classes = len(task.class_names)
     rows, nonfinite, bad_y = [], [], []
     stats: dict[str, list[torch.Tensor]] = {}
     for split, train in (("train", True), ("val", False)):
@@ -84,11 +96,12 @@ def _batches(task: Task, n_batches: int, report: Report) -> None:
                        f"non-finite values in {', '.join(nonfinite)}" if nonfinite else "all inputs finite",
                        "check the source files (16-bit/DICOM scaling) and data.image.mean/std (std must be > 0)"
                        if nonfinite else ""))
-    if task.kind == "image":
-        _normalization(stats, report)
+    return stats
 
 
-def _normalization(stats: dict[str, list[torch.Tensor]], report: Report) -> None:
+@kind_check("image")
+def _normalization(task: Task, report: Report, context: dict[str, Any]) -> None:
+    stats: dict[str, list[torch.Tensor]] = context["stats"]
     parts = []
     worst = "pass"
     for split, xs in stats.items():
@@ -149,11 +162,8 @@ def _leakage(task: Task, report: Report) -> None:
     n = 0 if removed else sum(across.values())
     if n:
         where = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in across.items() if v)
-        fix = ("pass --dedup to drop them from val/test" if task.kind == "sequence"
-               else "remove the duplicate images from val/ and test/ (or let biolens split a single folder)")
-        report.add(Finding("leakage across splits", "fail", f"{where}: the same "
-                           + ("sequence (or its reverse complement)" if task.kind == "sequence" else "image")
-                           + " is in two splits, so val/test metrics are optimistic", fix, {"leakage": leak}))
+        report.add(Finding("leakage across splits", "fail", f"{where}: the same {ITEM_NAME.get(task.kind, 'item')} "
+                           "is in two splits, so val/test metrics are optimistic", task.leakage_fix, {"leakage": leak}))
     else:
         report.add(Finding("leakage across splits", "pass", "no duplicates across splits"
                            + (f" ({removed} removed by --dedup)" if removed else ""), data={"leakage": leak}))
@@ -166,7 +176,8 @@ def _leakage(task: Task, report: Report) -> None:
                            if dup > 0.05 * total else ""))
 
 
-def _lengths(task: Task, report: Report) -> None:
+@kind_check("sequence")
+def _lengths(task: Task, report: Report, context: dict[str, Any]) -> None:
     lengths = task.report()["lengths"]
     tr = lengths["train"]
     max_len = tr["max_len"]
@@ -187,7 +198,8 @@ def _lengths(task: Task, report: Report) -> None:
         report.add(Finding("sequence length", "pass", detail))
 
 
-def _alphabet(task: Task, report: Report) -> None:
+@kind_check("sequence")
+def _alphabet(task: Task, report: Report, context: dict[str, Any]) -> None:
     d = task.data
     alpha = d.alphabet
     counts = np.zeros(alpha.vocab_size, dtype=np.int64)
@@ -214,7 +226,8 @@ def _alphabet(task: Task, report: Report) -> None:
         report.add(Finding("alphabet", "pass", f"{alpha.name} (declared {declared}); composition {comp}", data=data))
 
 
-def _images(task: Task, report: Report) -> None:
+@kind_check("image")
+def _images(task: Task, report: Report, context: dict[str, Any]) -> None:
     from PIL import Image
 
     d = task.data
@@ -263,7 +276,7 @@ def _images(task: Task, report: Report) -> None:
 def data_summary(task: Task) -> dict[str, Any]:
     """Sizes the advisor needs: kind, train size, classes, imbalance, median length or native image side."""
     y = task.labels("train")
-    counts = np.bincount(y, minlength=len(task.data.class_names))
+    counts = np.bincount(y, minlength=len(task.class_names))
     out: dict[str, Any] = {"kind": task.kind, "n": int(len(y)), "classes": len(counts),
                            "imbalance": round(float(counts.max() / max(counts.min(), 1)), 3)}
     if task.kind == "sequence":

@@ -71,32 +71,56 @@ def score(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], contract
     return contract.probabilities(predict_logits(model, batches))
 
 
+def _field_paths() -> dict[str, list[tuple[str, ...]]]:
+    """Every config field by its own name → its dotted path(s), nested sections included (image_size →
+    data.image.image_size)."""
+    out: dict[str, list[tuple[str, ...]]] = {}
+
+    def walk(cls: type, path: tuple[str, ...]) -> None:
+        for name, info in cls.model_fields.items():
+            sub = info.annotation if isinstance(info.annotation, type) and hasattr(info.annotation, "model_fields") else None
+            if sub is not None:
+                walk(sub, path + (name,))
+            else:
+                out.setdefault(name, []).append(path + (name,))
+
+    for section, cls in SECTIONS.items():
+        walk(cls, (section,))
+    return out
+
+
 def build_config(config: RunConfig | dict | str | Path | None, data: Any = None, model: str | None = None,
                  epochs: int | None = None, out: str | Path | None = None, **overrides: Any) -> RunConfig:
     """A RunConfig from a config (object, nested dict or YAML path) and keyword overrides.
 
-    ``overrides`` are config fields by name (``lr=3e-4``, ``batch_size=32``, ``max_len=200``, ``params={...}``) or
-    whole sections (``train={"lr": 3e-4}``); a name that is no field of data, model or train is a ConfigError
+    ``overrides`` are config fields by name (``lr=3e-4``, ``batch_size=32``, ``image_size=64``, ``params={...}``),
+    or whole sections (``train={"lr": 3e-4}``); a name that is no field of data, model or train is a ConfigError
     listing the valid ones."""
     base = as_config(config).model_dump(mode="json") if config is not None else {}
-    sections: dict[str, dict[str, Any]] = {k: dict(base.get(k) or {}) for k in SECTIONS}
+    raw: dict[str, Any] = {k: dict(base.get(k) or {}) for k in SECTIONS}
+    paths = _field_paths()
     for key, value in overrides.items():
         if key in SECTIONS and isinstance(value, dict):
-            sections[key].update(value)
+            raw[key].update(value)
             continue
-        owners = [name for name, cls in SECTIONS.items() if key in cls.model_fields]
-        if not owners:
-            known = sorted({f for cls in SECTIONS.values() for f in cls.model_fields})
+        where = paths.get(key)
+        if not where:
             raise ConfigError(f"unknown option {key!r}; options are the fields of data, model and train: "
-                              f"{', '.join(known)}")
-        sections[owners[0]][key] = value
+                              f"{', '.join(sorted(paths))}")
+        if len(where) > 1:
+            raise ConfigError(f"option {key!r} is ambiguous ({', '.join('.'.join(p) for p in where)}); pass the "
+                              f"section, e.g. {where[0][0]}={{{key!r}: ...}}")
+        node = raw
+        for part in where[0][:-1]:
+            node = node.setdefault(part, {})
+        node[where[0][-1]] = value
     if data is not None:
-        sections["data"]["path"] = data
+        raw["data"]["path"] = data
     if model is not None:
-        sections["model"]["name"] = model
+        raw["model"]["name"] = model
     if epochs is not None:
-        sections["train"]["epochs"] = epochs
-    raw: dict[str, Any] = {k: v for k, v in sections.items() if v}
+        raw["train"]["epochs"] = epochs
+    raw = {k: v for k, v in raw.items() if v}
     raw["out"] = str(out) if out is not None else base.get("out")
     return validate_config(raw)
 

@@ -23,8 +23,9 @@ from biolens.data.classes import pick_positive
 from biolens.data.images.cache import decode_all, default_cache_dir
 from biolens.data.images.dataset import ImageSplit, channel_stats
 from biolens.data.images.decode import Window
-from biolens.data.images.sources import SPLIT_NAMES, ImageRecords, read_builtin_images, read_folder, read_manifest
+from biolens.data.images.sources import ImageRecords, read_builtin_images, read_folder, read_manifest
 from biolens.data.images.transforms import IMAGENET_MEAN, IMAGENET_STD
+from biolens.data.splits import SPLITS
 from biolens.errors import BiolensWarning, ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def _bad_files(bad: dict[int, str], recs: ImageRecords, skip: bool) -> list[dict
 
 
 def _class_report(y: np.ndarray, split: np.ndarray, names: list[str]) -> dict[str, dict[str, int]]:
-    return {s: {c: int(((split == s) & (y == k)).sum()) for k, c in enumerate(names)} for s in SPLIT_NAMES}
+    return {s: {c: int(((split == s) & (y == k)).sum()) for k, c in enumerate(names)} for s in SPLITS}
 
 
 def _warn_imbalance(counts: dict[str, int]) -> float:
@@ -139,7 +140,7 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
         size = icfg.image_size or BUILTIN_SIZE
         resize_to = max(size, round(size / icfg.crop_ratio))
         images, y, split, names = _resize_all(b.images, resize_to), b.labels, b.splits, b.class_names
-        ids = np.array([f"{s}_{i}" for s in SPLIT_NAMES for i in range(int((b.splits == s).sum()))], dtype=object)
+        ids = np.array([f"{s}_{i}" for s in SPLITS for i in range(int((b.splits == s).sum()))], dtype=object)
         rows, filtered, source, positive = np.arange(len(y)), [], b.source, b.positive
         store_channels = 1
     else:
@@ -172,7 +173,7 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
     elif positive is None and len(names) == 2:
         positive = pick_positive(names, None)
     splits = {}
-    for s in SPLIT_NAMES:
+    for s in SPLITS:
         m = split == s
         if not m.any():
             raise DataError(f"{source}: the {s} split has no images; add images to {s}/ or give more data")
@@ -203,6 +204,6 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
         "normalize": norm, "mean": mean, "std": std, "unreadable_skipped": len(filtered),
     }
     log.info("data: %s, images %dx%d, %d channel(s); train/val/test %d/%d/%d; train classes %s; normalize %s",
-             source, size, size, channels, *(len(splits[s]) for s in SPLIT_NAMES),
+             source, size, size, channels, *(len(splits[s]) for s in SPLITS),
              ", ".join(f"{c} {n}" for c, n in counts["train"].items()), norm)
     return PreparedImages(splits, names, positive, size, resize_to, channels, mean, std, resolved, report, filtered)

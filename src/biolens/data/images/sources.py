@@ -15,11 +15,11 @@ import pandas as pd
 
 from biolens.data.builtin import get_builtin, is_builtin
 from biolens.data.images.decode import IMAGE_SUFFIXES
+from biolens.data.splits import SPLITS
 from biolens.errors import DataError
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass
@@ -62,7 +62,7 @@ def read_folder(root: str | Path) -> ImageRecords:
         raise DataError(f"image folder not found: {root}; check the path")
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; give root/{{train,val,test}}/{{class}}/ images or a CSV manifest")
-    split_dirs = {s: root / s for s in SPLIT_NAMES if (root / s).is_dir()}
+    split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
     per_split: dict[str | None, dict[str, list[Path]]] = {}
     if split_dirs:
         if "train" not in split_dirs:
@@ -121,7 +121,7 @@ def read_manifest(path: str | Path, path_col: str = "path", label_col: str = "la
     splits = None
     if split_col in df.columns:
         splits = [s.strip().lower() for s in df[split_col]]
-        bad = next((i for i, s in enumerate(splits) if s not in SPLIT_NAMES), None)
+        bad = next((i for i, s in enumerate(splits) if s not in SPLITS), None)
         if bad is not None:
             raise DataError(f"{locations[bad]}: split {df[split_col][bad]!r} is not train, val or test; fix the value")
     classes = sorted(set(labels))
@@ -170,7 +170,7 @@ class BuiltinImages:
 def read_builtin_images(spec: str) -> BuiltinImages:
     ds = get_builtin(spec)
     with np.load(ds.path) as z:
-        parts = [(s, z[f"{s}_images"], z[f"{s}_labels"].reshape(-1)) for s in SPLIT_NAMES]
+        parts = [(s, z[f"{s}_images"], z[f"{s}_labels"].reshape(-1)) for s in SPLITS]
     names = sorted(ds.classes)
     remap = np.array([names.index(c) for c in ds.classes], dtype=np.int64)  # file label → sorted index
     images = np.concatenate([p[1] for p in parts])[:, None]  # (N, H, W) → (N, 1, H, W)
