@@ -161,10 +161,11 @@ def from_memory(inputs: object, contract: InputContract) -> tuple[list[str], np.
     """In-memory images → ids ``image1…`` and uint8 ``(N, C, S, S)`` resized to the contract's ``resize_to``,
     exactly as :func:`biolens.data.images.decode.decode_image` treats files."""
     items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    bare = not isinstance(inputs, (list, tuple))
     if len(items) == 1 and isinstance(items[0], (np.ndarray, torch.Tensor)) and (
-            items[0].ndim == 4 or (items[0].ndim == 3 and items[0].shape[0] not in (1, 3)
+            items[0].ndim == 4 or (bare and items[0].ndim == 3 and items[0].shape[0] not in (1, 3)
                                    and items[0].shape[-1] not in (1, 3, 4))):
-        items = list(items[0])  # a batch (N, …), or gray images (N, H, W) when N cannot be a channel count
+        items = list(items[0])  # a batch (N, …); a bare (N, H, W) array is N gray images when N is no channel count
     arrays = [_as_hwc(item, f"image {i + 1}") for i, item in enumerate(items)]
     size = contract.resize_to or contract.image_size
     channels = 3 if any(a.ndim == 3 for a in arrays) else 1
