@@ -12,7 +12,8 @@ from biolens.errors import ConfigError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # no NaN or infinity in any float field (lr: .inf is a mistake, not a learning rate)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class QualityConfig(_Strict):
@@ -112,7 +113,7 @@ class TrainConfig(_Strict):
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     monitor: str = Field("val_loss", pattern=r"^(train|val)_\w+$", description="logged value for plateau, early stopping, best checkpoint")
     monitor_mode: Literal["auto", "min", "max"] = Field("auto", description="auto: min for *loss, else max")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed (0 … 2^63 − 1)")
     device: str = "auto"
     deterministic: bool = False
     # Training toolkit (guide 5, 6): optimizer, schedule, loss, imbalance, precision, logging, checkpoints.
@@ -163,7 +164,13 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=3e-4")
-        _set_dotted(out, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:  # includes tags such as !!python/object, which safe_load never constructs
+            problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({problem}); quote it or fix it, "
+                              "e.g. --set train.lr=3e-4") from None
+        _set_dotted(out, key.strip(), value)
     return out
 
 
@@ -187,11 +194,15 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}; check the path")
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
+            raw = yaml.safe_load(p.read_bytes().decode("utf-8-sig")) or {}
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not UTF-8 text (byte at offset {e.start}); save the config as UTF-8") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
-            raise ConfigError(f"{p}{line}: invalid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+            problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+            raise ConfigError(f"{p}{line}: invalid YAML ({problem}); fix the syntax (biolens reads plain YAML, "
+                              "never Python tags)") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: expected a mapping with sections data/model/train at the top level")
     raw = _merge(raw, overrides or {})

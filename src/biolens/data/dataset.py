@@ -95,10 +95,12 @@ class SequenceBatches(Batches):
         shift: int = 0,
         with_gc: bool = False,
         resident: bool | None = None,
+        min_width: int = 1,
     ):
         super().__init__(len(data), batch_size, shuffle=shuffle, device=device, seed=seed)
         self.data = data
         self.rc, self.sub_rate, self.shift, self.with_gc = reverse_complement, substitution_rate, shift, with_gc
+        self.min_width = min_width  # rows are padded (PAD=0) to at least this width: the model's shortest input
         if resident is None:
             free = free_device_memory(self.device)
             resident = not data.mapped and (free is None or fits_on_device(data.x.nbytes, free))
@@ -137,7 +139,8 @@ class SequenceBatches(Batches):
 
     def _plan(self, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, int]]:
         for cpu_idx in self.epoch_plan(gen):
-            yield cpu_idx, int(self.lengths_cpu[cpu_idx].max())  # on the host: no device sync per batch
+            # the batch's longest row (on the host: no device sync per batch), at least 1 and at most the stored width
+            yield cpu_idx, min(max(int(self.lengths_cpu[cpu_idx].max()), 1), self.data.width)
 
     def _streamed(self, plan: list[tuple[torch.Tensor, int]]) -> Iterator[torch.Tensor]:
         """``(B, width)`` uint8 rows of each planned batch on the device, in batch order, read one batch ahead."""
@@ -162,6 +165,8 @@ class SequenceBatches(Batches):
             for cpu_idx, width in plan:
                 idx = cpu_idx.to(self.device, non_blocking=True)
                 x = self.x[idx, :width] if streamed is None else next(streamed)
+                if x.shape[1] < self.min_width:
+                    x = torch.nn.functional.pad(x, (0, self.min_width - x.shape[1]))  # PAD = 0 on the right
                 lengths = self.lengths[idx]
                 if self.rc:
                     x = random_reverse_complement(x, lengths, self.table, 0.5, dev_gen)

@@ -6,9 +6,11 @@ every later error can name the file and line.
 
 from __future__ import annotations
 
-import gzip
 import logging
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ import pandas as pd
 import pyfastx
 
 from biolens.data.splits import SPLITS
+from biolens.data.sniff import check_text_file, open_text
 from biolens.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -72,8 +75,8 @@ class Records:
 
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
+def _open_text(path: Path):  # noqa: ANN202
+    return open_text(path)
 
 
 def _fasta_header_line(path: Path, k: int) -> int:
@@ -89,23 +92,9 @@ def _fasta_header_line(path: Path, k: int) -> int:
 
 
 def check_file(path: str | Path) -> Path:
-    """The path, if it is an existing non-empty file; else a DataError saying what to fix."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"file not found: {p}; check the path")
-    if p.is_dir():
-        raise DataError(f"{p} is a directory; give a FASTA, CSV or TSV file")
-    if p.stat().st_size == 0:
-        raise DataError(f"{p} is empty; give a file with sequences")
-    if p.suffix == ".gz":
-        try:
-            with gzip.open(p, "rb") as fh:
-                head = fh.read(1)
-        except (OSError, EOFError) as e:
-            raise DataError(f"{p} is not a valid gzip file ({e}); recompress it or remove the .gz suffix") from None
-        if not head:
-            raise DataError(f"{p} is empty after decompression; give a file with sequences")
-    return p
+    """The path, if it is an existing, non-empty, complete UTF-8 text file (plain or gzip, by magic bytes); else a
+    DataError saying what the file is and what to fix (``sniff.check_text_file``)."""
+    return check_text_file(path).path
 
 
 def file_format(path: Path) -> str:
@@ -120,14 +109,31 @@ def file_format(path: Path) -> str:
     return "fasta" if first == ">" else "table"
 
 
+def _without_bom(p: Path) -> Path:
+    """A temporary copy of a FASTA file without its UTF-8 byte-order mark (pyfastx reads files, not streams)."""
+    fd, tmp = tempfile.mkstemp(prefix="biolens-nobom-", suffix=".fa")
+    with os.fdopen(fd, "w") as out, _open_text(p) as fh:  # utf-8-sig: the mark is dropped on reading
+        shutil.copyfileobj(fh, out)
+    return Path(tmp)
+
+
 def _fastx(p: Path) -> Iterator[tuple[str, str, str]]:
-    """(name, sequence, comment) for each FASTA record, via pyfastx (no index file written)."""
+    """(name, sequence, comment) for each FASTA record, via pyfastx (no index file written).
+
+    The file was checked first (``check_file``: complete gzip, UTF-8, no NUL bytes); a byte-order mark is skipped.
+    """
+    source = _without_bom(p) if check_text_file(p).bom else p
     try:
-        yield from pyfastx.Fastx(str(p), comment=True)
+        yield from pyfastx.Fastx(str(source), comment=True)
     except RuntimeError as e:
         if "not fasta" in str(e):
             raise DataError(f"{p}: no FASTA records found (the first line must start with '>'); check the file format") from None
         raise DataError(f"{p}: cannot parse FASTA ({e}); check the file") from None
+    except UnicodeDecodeError as e:  # the file changed after it was checked
+        raise DataError(f"{p}: not UTF-8 text ({e.reason}); save the file as UTF-8") from None
+    finally:
+        if source != p:
+            source.unlink(missing_ok=True)
 
 
 def fasta_chunks(p: Path, chunk_size: int | None = None) -> Iterator[tuple[Records, list[str | None]]]:
@@ -191,7 +197,8 @@ def _read_frame(p: Path, chunksize: int | None = None):
     sep = _table_sep(p)
     try:
         return pd.read_csv(p, sep=sep, engine="python" if sep is None else "c", dtype=str, keep_default_na=False,
-                           compression="infer", chunksize=chunksize)
+                           compression="gzip" if check_text_file(p).gzip else None, encoding="utf-8-sig",
+                           chunksize=chunksize)
     except pd.errors.EmptyDataError:
         raise DataError(f"{p} has no rows; give a table with a header line and sequences") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:

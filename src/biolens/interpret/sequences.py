@@ -122,6 +122,11 @@ def read_inputs(predictor: Any, inputs: Sequence[str]) -> Inputs:
         parts.append(got)
     if not parts or not sum(len(p) for p in parts):
         raise DataError("no sequences to explain; give a FASTA/CSV file or sequences")
+    for p in parts:
+        empty = np.flatnonzero(p.encoded.lengths == 0)
+        if empty.size:
+            where = p.locate(int(empty[0])) if p.locate is not None else p.ids[int(empty[0])]
+            raise DataError(f"{where}: empty sequence ({empty.size} in all); remove empty records to explain the rest")
     if len(parts) == 1:
         return parts[0]
     width = max(p.encoded.x.shape[1] for p in parts)

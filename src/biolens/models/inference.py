@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from biolens.data.augment import gc_content
+from biolens.errors import ModelError
 
 # how each declared auxiliary input is computed from the input itself (indices or one-hot)
 AUX_FROM_INPUT = {"gc": gc_content}
@@ -36,6 +37,42 @@ def call(model: nn.Module, x: torch.Tensor, with_attention: bool = False):  # no
     if with_attention:
         return model.forward_with_attention(x, **kwargs)
     return model(x, **kwargs)
+
+
+@torch.no_grad()
+def min_input_length(model: nn.Module, limit: int = 4096) -> int:
+    """The shortest index input ``(B, L)`` the model accepts (pooling and unpadded kernels need some length),
+    found by probing forward passes on random symbols; cached on the model as ``min_input_length``."""
+    cached = getattr(model, "_min_input_length", None)
+    if cached is not None:
+        return cached
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    symbols = max(1, int(getattr(model, "vocab_size", 6)) - 2)
+
+    gen = torch.Generator(device=device).manual_seed(0)  # never the global RNG: training draws stay as they were
+
+    def works(length: int) -> bool:
+        try:
+            call(model, torch.randint(1, symbols + 1, (2, length), device=device, generator=gen))
+            return True
+        except (RuntimeError, ValueError, IndexError, ModelError):
+            return False
+
+    try:
+        low, high = 0, 1
+        while not works(high):
+            low, high = high, high * 2
+            if high > limit:
+                raise ValueError(f"{type(model).__name__} accepts no input up to {limit} positions")
+        while high - low > 1:  # works(high), not works(low)
+            mid = (low + high) // 2
+            low, high = (low, mid) if works(mid) else (mid, high)
+    finally:
+        model.train(was_training)
+    model._min_input_length = high
+    return high
 
 
 @torch.no_grad()

@@ -110,6 +110,73 @@ def model_info(name: str) -> ModelSpec:
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
 
 
+INT_RANGE = (1, 65536)  # counts and sizes: channels, filters, blocks, kernels, widths
+DROPOUT_RANGE = (0.0, 1.0)  # [0, 1)
+
+
+def _range(cls: type, name: str, annotation: Any) -> tuple[float, float, bool]:
+    """``(low, high, high_inclusive)`` of a numeric constructor argument: the class's ``param_ranges`` entry, else
+    [0, 1) for ``*dropout`` and 1..65536 for integers (and for every element of integer sequences)."""
+    declared = getattr(cls, "param_ranges", {}).get(name)
+    if declared is not None:
+        return float(declared[0]), float(declared[1]), True
+    if name.endswith("dropout"):
+        return DROPOUT_RANGE[0], DROPOUT_RANGE[1], False
+    return float(INT_RANGE[0]), float(INT_RANGE[1]), True
+
+
+def _kind(annotation: Any) -> str:
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    text = str(text).replace("typing.", "")
+    if text == "bool":
+        return "bool"
+    if text == "int":
+        return "int"
+    if text == "float":
+        return "float"
+    if text.startswith(("Sequence[int]", "tuple[int", "list[int]")):
+        return "ints"
+    return "other"
+
+
+def check_params(spec: ModelSpec, params: dict[str, Any]) -> None:
+    """Types and ranges of hyperparameters, from the constructor's annotations and the class's ``param_ranges``.
+
+    Raises ModelError naming ``model.params.NAME``, the value and the valid range, e.g.
+    ``model.params.dropout=2: must be a number in [0, 1)``."""
+    parameters = _parameters(spec.cls)
+    for name, value in params.items():
+        if name not in parameters or name in ("vocab_size", "num_classes", "in_channels"):
+            continue
+        kind = _kind(parameters[name].annotation)
+        where = f"model.params.{name}={value!r}"
+        if kind == "other":
+            continue
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ModelError(f"{where}: must be true or false")
+            continue
+        values = value if kind == "ints" else [value]
+        if kind == "ints" and (isinstance(value, (str, bytes)) or not hasattr(value, "__iter__")):
+            raise ModelError(f"{where}: must be a list of integers, e.g. [2, 2]")
+        low, high, inclusive = _range(spec.cls, name, parameters[name].annotation)
+        for v in values:
+            numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
+            whole = numeric and (kind == "float" or float(v).is_integer())
+            if not whole or (kind in ("int", "ints") and isinstance(v, float) and not v.is_integer()):
+                want = "a number" if kind == "float" else "an integer"
+                raise ModelError(f"{where}: must be {want} in {_fmt_range(low, high, inclusive, kind)}")
+            if not (low <= v and (v <= high if inclusive else v < high)):
+                want = "a number" if kind == "float" else "an integer"
+                raise ModelError(f"{where}: must be {want} in {_fmt_range(low, high, inclusive, kind)}")
+
+
+def _fmt_range(low: float, high: float, inclusive: bool, kind: str) -> str:
+    if kind == "float":
+        return f"[{low:g}, {high:g}{']' if inclusive else ')'}"
+    return f"{int(low)}..{int(high)}"
+
+
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model.
 
@@ -126,7 +193,14 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     except TypeError as err:
         accepted = ", ".join(_parameters(spec.cls))
         raise ModelError(f"model {name!r}: {err}; accepted arguments: {accepted}") from None
-    model = spec.cls(**kwargs)
+    check_params(spec, kwargs)
+    try:
+        model = spec.cls(**kwargs)
+    except ModelError:
+        raise
+    except (ValueError, TypeError, RuntimeError) as err:  # an argument combination the architecture cannot build
+        raise ModelError(f"model {name!r} cannot be built with {kwargs}: {str(err).splitlines()[0][:160]}; "
+                         "change model.params") from None
     n_params = sum(p.numel() for p in model.parameters())
     log.debug("created model %s with %d parameters", name, n_params)
     return model

@@ -139,6 +139,8 @@ class DilatedResNet(SequenceClassifier):
     and global pooling combine motifs across the whole sequence. Raise ``channels``/``blocks`` for large data.
     """
 
+    param_ranges = {"blocks": (0, 64), "position_bins": (0, 4096)}  # 0 blocks: stem only; 0 bins: no positions
+
     def __init__(
         self,
         vocab_size: int,

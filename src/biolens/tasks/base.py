@@ -96,6 +96,13 @@ class Codec:
                 ) -> Iterable[dict[str, torch.Tensor]]:
         raise NotImplementedError
 
+    def bind(self, model: nn.Module) -> None:
+        """Learn what the trained model needs of its inputs (e.g. the shortest sequence it accepts)."""
+
+    def check_inputs(self, inputs: Inputs) -> np.ndarray:
+        """A mask of the inputs that cannot be predicted at all (e.g. empty sequences), logged with a count."""
+        return np.zeros(len(inputs), dtype=bool)
+
     def from_json(self, items: list[Any], max_length: int | None) -> Encoded:
         raise DataError(f"a {self.kind} model takes no JSON items")
 

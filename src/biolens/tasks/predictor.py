@@ -31,15 +31,17 @@ Progress = Callable[[int, "int | None"], None]  # (items done so far, total or N
 def prediction_frame(contract: InputContract, ids: Sequence[str], probs: np.ndarray,
                      labels: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per input: id, [label], p_<class> per class, prediction, and ``decision`` for binary models."""
-    pred = contract.decide(probs)
+    pred = contract.decide(np.nan_to_num(probs))
+    missing = np.isnan(probs).any(axis=1)  # inputs that could not be predicted (e.g. empty sequences)
     cols: dict[str, object] = {"id": list(ids)}
     if labels is not None:
         cols["label"] = list(labels)
     for k, name in enumerate(contract.class_names):
         cols[f"p_{name}"] = probs[:, k]
-    cols["prediction"] = [contract.class_names[k] for k in pred]
+    cols["prediction"] = ["" if m else contract.class_names[k] for k, m in zip(pred, missing)]
     if contract.positive_index is not None:
-        cols["decision"] = pred == contract.positive_index
+        cols["decision"] = pd.array([None if m else bool(k == contract.positive_index) for k, m in zip(pred, missing)],
+                                    dtype="boolean")
     return pd.DataFrame(cols)
 
 
@@ -72,6 +74,7 @@ class Predictor:
         self.device = device
         self.manifest = manifest or {}
         self.codec = codec_for(contract, config.data if config is not None else None)
+        self.codec.bind(self.model)
 
     @property
     def alphabet(self):  # noqa: ANN201
@@ -126,8 +129,14 @@ class Predictor:
         got = self.codec.coerce(inputs)
         if got.labels is not None:
             self.codec.labels_to_index(got)  # a label the model never saw is an error
-        return prediction_frame(self.contract, got.ids, self.predict_proba(got.encoded, batch_size=batch_size),
-                                got.labels)
+        return prediction_frame(self.contract, got.ids, self._probs(got, batch_size), got.labels)
+
+    def _probs(self, got: Inputs, batch_size: int) -> np.ndarray:
+        """Probabilities of read inputs; rows the codec says cannot be predicted (empty sequences) are NaN."""
+        unusable = self.codec.check_inputs(got)
+        probs = self.predict_proba(got.encoded, batch_size=batch_size)
+        probs[unusable] = np.nan
+        return probs
 
     def predict_files(self, paths: Sequence[str | Path], out: str | Path, batch_size: int = 256,
                       chunk_size: int = 8192, progress: Progress | None = None) -> int:
@@ -147,9 +156,7 @@ class Predictor:
                 for got in self.codec.stream(paths, chunk_size):
                     if got.labels is not None:
                         self.codec.labels_to_index(got)  # unknown labels are an error
-                    frame = prediction_frame(self.contract, got.ids, self.predict_proba(got.encoded,
-                                                                                        batch_size=batch_size),
-                                             got.labels)
+                    frame = prediction_frame(self.contract, got.ids, self._probs(got, batch_size), got.labels)
                     frame.to_csv(fh, index=False, header=header, float_format="%.6f", quoting=csv.QUOTE_MINIMAL)
                     header, n = False, n + len(frame)
                     if progress is not None:

@@ -19,11 +19,12 @@ from biolens.data.augment import gc_content
 from biolens.data.dataset import SequenceBatches, SequenceData
 from biolens.data.encoding import RecordError, decode, encode
 from biolens.data.prepare import PreparedData, encode_for_model, prepare_sequences
-from biolens.data.readers import Records, iter_chunks, read_source
+from biolens.data.readers import Records, check_file, iter_chunks, read_source
 from biolens.data.splits import SPLITS
 from biolens.errors import ConfigError, DataError, InputError
 from biolens.io import fingerprint_arrays
 from biolens.models import create_model, model_info
+from biolens.models.inference import min_input_length
 from biolens.tasks.base import Codec, Encoded, Inputs, Task, register_task
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class SequenceCodec(Codec):
         super().__init__(contract, data)
         self.alphabet = get_alphabet(contract.alphabet)
         self.with_gc = "gc" in contract.aux_inputs
+        self.min_width = 1  # set from the model by bind()
 
     def _columns(self) -> dict[str, str]:
         d = self.data
@@ -64,6 +66,8 @@ class SequenceCodec(Codec):
         return self._inputs(recs)
 
     def stream(self, paths: Sequence[str], chunk_size: int) -> Iterator[Inputs]:
+        for path in paths:  # every input is checked (and gzip verified) before anything is read
+            check_file(path)
         for path in paths:
             for recs in iter_chunks(path, chunk_size, **self._columns()):
                 yield self._inputs(recs)
@@ -90,7 +94,24 @@ class SequenceCodec(Codec):
 
     def batches(self, encoded: Encoded, batch_size: int, device: torch.device | str) -> SequenceBatches:
         data = SequenceData(np.arange(len(encoded)), encoded.x, encoded.lengths, None, self.alphabet)
-        return SequenceBatches(data, batch_size, device=device, with_gc=self.with_gc)
+        return SequenceBatches(data, batch_size, device=device, with_gc=self.with_gc, min_width=self.min_width)
+
+    def bind(self, model: nn.Module) -> None:
+        self.min_width = min_input_length(model)
+
+    def check_inputs(self, inputs: Inputs) -> np.ndarray:
+        """Empty sequences get no prediction; sequences shorter than the model reads are padded (PAD) to it."""
+        lengths = inputs.encoded.lengths
+        empty = lengths == 0
+        where = (lambda i: inputs.locate(i)) if inputs.locate is not None else (lambda i: inputs.ids[i])  # noqa: E731
+        if empty.any():
+            log.warning("%d empty sequence(s) get no prediction (empty cells; first: %s)", int(empty.sum()),
+                        where(int(np.flatnonzero(empty)[0])))
+        short = (lengths > 0) & (lengths < self.min_width)
+        if short.any():
+            log.warning("%d sequence(s) shorter than the %d positions the model reads were padded to it (first: %s)",
+                        int(short.sum()), self.min_width, where(int(np.flatnonzero(short)[0])))
+        return empty
 
     def from_json(self, items: list[Any], max_length: int | None) -> Encoded:
         limit = max_length or self.contract.max_len
@@ -149,6 +170,7 @@ class SequenceTask(Task):
     def prepare(self) -> None:
         self.data: PreparedData = prepare_sequences(self.cfg.data, seed=self.cfg.train.seed)
         self.with_gc = False
+        self.min_width = 1
 
     @property
     def class_names(self) -> list[str]:
@@ -173,8 +195,10 @@ class SequenceTask(Task):
             raise ConfigError(f"model {cfg.model.name!r} takes no GC input; use promoter_predictor or drop gc_input")
         self.with_gc = with_gc
         params = {k: v for k, v in cfg.model.params.items() if k not in ("vocab_size", "num_classes")}
-        return create_model(cfg.model.name, vocab_size=data.alphabet.vocab_size, num_classes=len(data.class_names),
-                            **params)
+        model = create_model(cfg.model.name, vocab_size=data.alphabet.vocab_size, num_classes=len(data.class_names),
+                             **params)
+        self.min_width = min_input_length(model)  # batches of shorter sequences are padded to what the model reads
+        return model
 
     def contract(self) -> InputContract:
         d = self.data
@@ -191,7 +215,7 @@ class SequenceTask(Task):
             self.data.splits[split], batch_size or self.cfg.train.batch_size, shuffle=train, device=device,
             seed=self.cfg.train.seed, reverse_complement=bool(aug.reverse_complement) and train,
             substitution_rate=aug.substitution_rate if train else 0.0, shift=aug.shift if train else 0,
-            with_gc=self.with_gc,
+            with_gc=self.with_gc, min_width=getattr(self, "min_width", 1),
         )
 
     def labels(self, split: str) -> np.ndarray:

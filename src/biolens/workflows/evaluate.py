@@ -16,7 +16,7 @@ import numpy as np
 from biolens.bundle import refresh_manifest
 from biolens.contract import softmax
 from biolens.data.splits import SPLITS
-from biolens.errors import ConfigError
+from biolens.errors import ConfigError, DataError
 from biolens.evaluation.calibration import fit_temperature, nll
 from biolens.evaluation.evaluate import EvalOptions, EvaluationResult, evaluate_predictions
 from biolens.evaluation.threshold import choose_threshold
@@ -52,6 +52,12 @@ class RunData:
         """(ids, y, logits) of a labelled file, read as the run's codec reads inputs."""
         got = self.predictor.read(data, require_labels=True)
         y = self.predictor.codec.labels_to_index(got)
+        unusable = self.predictor.codec.check_inputs(got)
+        if unusable.any():
+            first = int(np.flatnonzero(unusable)[0])
+            where = got.locate(first) if got.locate is not None else got.ids[first]
+            raise DataError(f"{where}: {int(unusable.sum())} input(s) cannot be evaluated (empty sequences); remove "
+                            "them from the file")
         return np.array(got.ids, dtype=object), y, self.predictor.logits(got.encoded, batch_size=batch_size)
 
 
