@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from biolens.training.lr_finder import lr_find
     from biolens.workflows.evaluate import evaluate_run as evaluate
     from biolens.workflows.report import build_report as report
-    from biolens.workflows.report import compare_runs as compare
+    from biolens.workflows.compare import compare_runs as compare
+    from biolens.workflows.baselines import run_baselines as baselines
+    from biolens.workflows.pretrain import PretrainResult, pretrain
     from biolens.workflows.train import TrainResult, train
 
     load = Predictor.load
@@ -34,12 +36,15 @@ if TYPE_CHECKING:
 # public name → (module, attribute)
 _LAZY: dict[str, tuple[str, str]] = {
     "train": ("biolens.workflows.train", "train"),
+    "pretrain": ("biolens.workflows.pretrain", "pretrain"),
+    "PretrainResult": ("biolens.workflows.pretrain", "PretrainResult"),
+    "baselines": ("biolens.workflows.baselines", "run_baselines"),
     "TrainResult": ("biolens.workflows.train", "TrainResult"),
     "evaluate": ("biolens.workflows.evaluate", "evaluate_run"),
     "EvalOptions": ("biolens.evaluation.evaluate", "EvalOptions"),
     "EvaluationResult": ("biolens.evaluation.evaluate", "EvaluationResult"),
     "report": ("biolens.workflows.report", "build_report"),
-    "compare": ("biolens.workflows.report", "compare_runs"),
+    "compare": ("biolens.workflows.compare", "compare_runs"),
     "lr_find": ("biolens.training.lr_finder", "lr_find"),
     "Predictor": ("biolens.tasks", "Predictor"),
     "predict": ("biolens.tasks", "predict"),
@@ -47,7 +52,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 __all__ = ["__version__", "BiolensError", "BundleError", "ConfigError", "DataError", "InputError", "ModelError",
            "EvalOptions", "EvaluationResult", "Predictor", "TrainResult", "compare", "evaluate", "load", "lr_find",
-           "predict", "report", "train"]
+           "predict", "report", "train", "pretrain", "PretrainResult", "baselines"]
 
 
 def __getattr__(name: str) -> Any:

@@ -21,8 +21,9 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from biolens._version import __version__
+from biolens.config import safe_yaml
 from biolens.errors import BundleError, ConfigError
-from biolens.io import sha256_file, temp_beside, write_json
+from biolens.io import file_mode, sha256_file, temp_beside, write_json
 
 
 log = logging.getLogger(__name__)
@@ -32,17 +33,62 @@ MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "1.0.0"  # semantic version of the run-folder layout; a newer major version is refused
 
 
-def make_run_dir(out: str | Path, overwrite: bool = False) -> Path:
-    """Create the run folder; refuse to mix a new run into a non-empty folder unless ``overwrite``."""
+RUN_MARKERS = ("config.yaml", "contract.json", "manifest.json", "checkpoints")
+RUN_MARK = ".biolens-run"  # written first into every new run folder
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a biolens run folder: marked at creation, or a config plus a contract, manifest or
+    checkpoints (run folders made before the mark existed)."""
+    p = Path(path)
+    if (p / RUN_MARK).is_file():
+        return True
+    return (p / "config.yaml").is_file() and any((p / m).exists() for m in RUN_MARKERS[1:])
+
+
+def check_run_dir_writable(out: str | Path, overwrite: bool = False, keep: Iterable[str | Path] = ()) -> Path:
+    """Every check of ``make_run_dir`` without touching the disk, so bad options fail before anything is written."""
     p = Path(out)
     if p.exists() and not p.is_dir():
         raise ConfigError(f"out {p} is a file; give a folder path")
     if p.is_dir() and any(p.iterdir()):
         if not overwrite:
             raise ConfigError(f"out {p} already exists and is not empty; choose another name or pass overwrite=True")
-        shutil.rmtree(p)
-    p.mkdir(parents=True, exist_ok=True)
+        if not is_run_folder(p):
+            raise ConfigError(f"out {p} is not a biolens run folder (no config.yaml with a contract, manifest or "
+                              "checkpoints), so overwrite=True will not delete it; choose another out folder")
+        inside = next((Path(k) for k in keep if Path(k).resolve().is_relative_to(p.resolve())), None)
+        if inside is not None:
+            raise ConfigError(f"out {p} holds the training data ({inside}); overwriting it would delete the data: "
+                              "choose another out folder")
     return p
+
+
+def make_run_dir(out: str | Path, overwrite: bool = False, keep: Iterable[str | Path] = ()) -> Path:
+    """Create the run folder; refuse to mix a new run into a non-empty folder unless ``overwrite``, and then only
+    replace a biolens run folder that holds none of ``keep`` (the input files). The folder is marked as a run at
+    once (``.biolens-run``), so a run killed before it wrote anything can still be overwritten."""
+    p = check_run_dir_writable(out, overwrite, keep)
+    try:
+        if p.is_dir() and any(p.iterdir()):
+            shutil.rmtree(p)
+        p.mkdir(parents=True, exist_ok=True)
+        (p / RUN_MARK).write_text("a biolens run folder\n")
+    except OSError as e:
+        raise ConfigError(f"out {p}: cannot create the run folder ({e.strerror or e}); choose a writable place") from None
+    return p
+
+
+def remove_temporaries(run_dir: str | Path) -> int:
+    """Delete the temporary files an interrupted atomic write left behind (``.NAME.*.tmp``); returns how many."""
+    n = 0
+    for p in Path(run_dir).rglob(".*.tmp"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+    if n:
+        log.info("removed %d temporary file(s) left by an interrupted write in %s", n, run_dir)
+    return n
 
 
 def save_weights(model: nn.Module, path: str | Path) -> None:
@@ -51,6 +97,7 @@ def save_weights(model: nn.Module, path: str | Path) -> None:
     os.close(fd)
     try:
         save_model(model, tmp)
+        os.chmod(tmp, file_mode())  # safetensors writes a new, private (0600) file: share it like the rest of the run
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -80,21 +127,46 @@ def check_run_dir(run: str | Path) -> Path:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise BundleError(f"{path}: invalid YAML ({e}); restore it from the original run") from None
+        data = safe_yaml(path.read_bytes().decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+        raise BundleError(f"{path}: invalid YAML ({problem}); restore it from the original run") from None
     if not isinstance(data, dict):
         raise BundleError(f"{path}: expected a mapping; restore it from the original run")
     return data
 
 
-def _git_commit() -> str | None:
+def _git(args: list[str], cwd: Path) -> str | None:
+    """``git ARGS`` in ``cwd``: its stdout, or None when git is missing, ``cwd`` is no repository or git fails."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_state(path: str | Path | None = None) -> dict[str, Any]:
+    """The git commit of the repository holding ``path`` (default: the working directory) and whether its tracked
+    files differ from that commit (``dirty``; untracked files, such as run folders, do not count).
+
+    ``{"commit": None, "dirty": None}`` when ``path`` is not inside a git repository (or git is not installed)."""
+    cwd = Path(path) if path is not None else Path.cwd()
+    commit = _git(["rev-parse", "--verify", "HEAD"], cwd)
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    return {"commit": commit.strip() or None, "dirty": None if status is None else bool(status.strip())}
+
+
+def _git_commit() -> str | None:
+    """The commit of biolens's own source checkout (an editable install), else None: only when this file is tracked
+    by the repository around it, so a biolens installed into a virtualenv inside the user's project never reports
+    the project's commit as its own."""
+    here = Path(__file__).parent
+    if _git(["ls-files", "--error-unmatch", Path(__file__).name], here) is None:
+        return None
+    commit = _git(["rev-parse", "--verify", "HEAD"], here)
+    return commit.strip() or None if commit is not None else None
 
 
 def hardware() -> dict[str, Any]:
@@ -115,6 +187,10 @@ def hardware() -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
+    """Provenance for the manifest: versions, the user's project commit (``git_commit`` and ``git_dirty`` of the
+    working directory's repository, None outside one), biolens's own commit when it runs from a checkout
+    (``biolens_git_commit``), hardware."""
+    project = git_state()
     return {
         "biolens": __version__,
         "torch": torch.__version__,
@@ -123,7 +199,9 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "git_commit": _git_commit(),
+        "git_commit": project["commit"],
+        "git_dirty": project["dirty"],
+        "biolens_git_commit": _git_commit(),
         "hardware": hardware(),
     }
 
@@ -132,12 +210,19 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# Folders of a run that the manifest never lists: experiment-tracking logs, written to after the bundle is complete
+# (TensorBoard's figures and hparams, MLflow's local store with run status and artefacts) and not needed to load
+# the model, like log.txt.
+UNLISTED_DIRS = ("mlflow", "tensorboard")
+
+
 def _hash_files(run_dir: Path) -> dict[str, str]:
     return {
         p.relative_to(run_dir).as_posix(): sha256_file(p)
         for p in sorted(run_dir.rglob("*"))
         if p.is_file() and p.name != MANIFEST and not p.name.startswith(".") and p.name != "log.txt"
         and not any(part.startswith(".") for part in p.relative_to(run_dir).parts)
+        and p.relative_to(run_dir).parts[0] not in UNLISTED_DIRS
     }
 
 
@@ -252,6 +337,12 @@ def verify_bundle(run_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def split_headline(entry: dict[str, Any]) -> dict[str, Any]:
+    """The headline metrics of one split's entry in ``metrics.json``: at the run's threshold (``at_threshold``), else
+    at 0.5 (``at_0.5``), else the multi-class set (``metrics``), else the entry itself (as training writes it)."""
+    return entry.get("at_threshold") or entry.get("at_0.5") or entry.get("metrics") or entry
+
+
 def describe_run(run: str | Path) -> dict[str, Any]:
     """Everything ``biolens info`` shows: task, model, classes, threshold, contract, versions, provenance, a metrics
     summary and the checksum status of every listed file (computed, never raised)."""
@@ -281,8 +372,7 @@ def describe_run(run: str | Path) -> dict[str, Any]:
             metrics = {}
     summary: dict[str, Any] = {}
     for split in ("val", "test"):
-        m = metrics.get(split) or {}
-        m = m.get("at_threshold") or m.get("at_0.5") or m.get("metrics") or m
+        m = split_headline(metrics.get(split) or {})
         picked = {k: m[k] for k in ("accuracy", "balanced_accuracy", "mcc", "roc_auc", "pr_auc", "sensitivity",
                                     "specificity", "macro_f1") if isinstance(m.get(k), (int, float))}
         if picked:
@@ -302,6 +392,7 @@ def describe_run(run: str | Path) -> dict[str, Any]:
         "updated": manifest.get("updated"),
         "versions": {k: manifest.get(k) for k in ("biolens", "torch", "numpy", "python")},
         "git_commit": manifest.get("git_commit"),
+        "git_dirty": manifest.get("git_dirty"),
         "dataset_fingerprint": manifest.get("dataset_fingerprint"),
         "hardware": manifest.get("hardware") or {k: manifest.get(k) for k in ("platform", "cpu_count", "cuda")},
         "metrics": summary,

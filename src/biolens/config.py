@@ -11,6 +11,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from biolens.errors import ConfigError
 
 
+MAX_YAML_ALIASES = 20  # a config needs none; thousands of nested aliases are a "billion laughs" expansion
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no Python tags, ever) that also refuses alias bombs."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201
+        if self.check_event(yaml.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (*name); a config needs none")
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str) -> Any:
+    """Parse YAML with the safe loader: plain data only, no Python tags, no alias bombs."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  _Loader is a SafeLoader
+
+
 class _Strict(BaseModel):
     # no NaN or infinity in any float field (lr: .inf is a mistake, not a learning rate)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
@@ -51,14 +70,37 @@ class ImageConfig(_Strict):
     path_col: str = Field("path", description="image path column of a CSV manifest")
     window_center: float | None = Field(None, description="DICOM window; default: the file's own, else min-max")
     window_width: float | None = Field(None, gt=0)
+    max_pixels: int = Field(40_000_000, ge=1, description="largest image (width × height, from its header) that is "
+                            "decoded; larger files are refused as unreadable (decompression bombs, huge scans)")
     resident: Literal["auto"] | bool = Field(
         "auto", description="keep each split's uint8 pixels whole on the device; auto: on CUDA when the split fits in "
         "half the free GPU memory (else pinned, non-blocking batches); on CPU true copies it into RAM")
     channels_last: Literal["auto"] | bool = Field("auto", description="channels_last memory format for model and batches; auto: on CUDA")
 
 
+class IntervalConfig(_Strict):
+    """Training windows cut from ``data.genome`` at BED/narrowPeak intervals (``data.path`` holds the BED files)."""
+
+    window: int | None = Field(None, ge=2, description="window length centred on each interval (or its summit); default: every interval as it is")
+    center: Literal["auto", "summit", "middle"] = Field("auto", description="window centre; auto: the narrowPeak summit where the file has one, else the middle")
+    label_column: int | None = Field(None, ge=4, description="class labels from this BED column (1-based, e.g. 4 = name); default: one class per file")
+    negatives: Literal["none", "gc-matched", "shuffled", "flanks"] = Field(
+        "none", description="negatives for positives-only intervals: genome windows with the positives' GC content, "
+        "dinucleotide-shuffled copies of the positives, or the regions flanking them (seeded by train.seed)")
+    negative_ratio: float = Field(1.0, gt=0, le=100, description="negatives per positive")
+    flank_distance: int = Field(0, ge=0, description="flanks: gap in bases between an interval and its flank windows")
+    val_chroms: list[str] = Field(default_factory=list, description="contigs whose windows form the val split (else a seeded split of the rest)")
+    test_chroms: list[str] = Field(default_factory=list, description="contigs whose windows form the test split (else a seeded split of the rest)")
+    blacklist: str | None = Field(None, description="BED of regions to leave out (e.g. the ENCODE blacklist): no window overlaps one")
+    chrom_aliases: dict[str, str] = Field(default_factory=dict, description="contig names of BED/VCF files → the genome's, e.g. {Chromosome: NC_000913.3}")
+    ignore_strand: bool = Field(False, description="do not reverse-complement minus-strand intervals")
+
+
 class DataConfig(_Strict):
-    path: str | list[str] = Field(..., description="builtin:NAME, a FASTA/CSV/TSV file (.gz ok), or LABEL=FASTA per class")
+    path: str | list[str] = Field(..., description="builtin:NAME, a FASTA/CSV/TSV file (.gz ok), or LABEL=FASTA per class; "
+                                  "with data.genome: BED/narrowPeak intervals on it (LABEL=BED per class)")
+    genome: str | None = Field(None, description="reference FASTA (.gz ok: gzip or bgzip) the intervals of data.path lie on; indexed in $BIOLENS_CACHE/genomes")
+    intervals: IntervalConfig = IntervalConfig()
     task: Literal["auto", "sequence", "image"] = Field("auto", description="auto: image for image folders, manifests and bundled image sets")
     val: str | None = None
     test: str | None = None
@@ -99,6 +141,8 @@ class ModelConfig(_Strict):
     freeze_until: str | None = Field(None, description="freeze every backbone stage before this one, e.g. layer3; 'all' = head only")
     head_epochs: int = Field(0, ge=0, description="train only the head for this many epochs, then unfreeze")
     backbone_lr_scale: float | None = Field(None, gt=0, description="backbone LR = train.lr × this; default 0.1 with starting weights, else 1")
+    # Knowledge distillation (guide 7.6): a trained run whose soft targets the model learns from.
+    teacher: str | None = Field(None, description="teacher run folder (or ensemble bundle): train on its soft targets, see train.distill_*")
 
 
 class TrainConfig(_Strict):
@@ -136,6 +180,11 @@ class TrainConfig(_Strict):
     compile: bool = Field(False, description="torch.compile the model")
     checkpoint_every: int | None = Field(None, ge=1, description="also keep checkpoints/epoch_NNN.pt every N epochs")
     tensorboard: bool = Field(False, description="write TensorBoard events to RUN/tensorboard (needs the tensorboard package)")
+    tensorboard_histograms: bool = Field(False, description="train.tensorboard: also weight and gradient histograms every epoch")
+    mlflow: str | None = Field(None, description="log to MLflow: 'local' (a store in RUN/mlflow) or a tracking URI such as http://HOST:5000 (needs mlflow)")
+    mlflow_experiment: str = Field("biolens", min_length=1, description="train.mlflow: the MLflow experiment name")
+    distill_temperature: float = Field(4.0, gt=0, le=100, description="model.teacher: softmax temperature T of the soft targets")
+    distill_alpha: float = Field(0.5, ge=0, le=1, description="model.teacher: loss = α·T²·KL(teacher ‖ student at T) + (1 − α)·hard-label loss")
 
 
 class RunConfig(_Strict):
@@ -165,7 +214,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=3e-4")
         try:
-            value = yaml.safe_load(raw)
+            value = safe_yaml(raw)
         except yaml.YAMLError as e:  # includes tags such as !!python/object, which safe_load never constructs
             problem = str(getattr(e, "problem", None) or e).splitlines()[0]
             raise ConfigError(f"--set {item!r}: the value is not valid YAML ({problem}); quote it or fix it, "
@@ -194,7 +243,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}; check the path")
         try:
-            raw = yaml.safe_load(p.read_bytes().decode("utf-8-sig")) or {}
+            raw = safe_yaml(p.read_bytes().decode("utf-8-sig")) or {}
         except UnicodeDecodeError as e:
             raise ConfigError(f"{p}: not UTF-8 text (byte at offset {e.start}); save the config as UTF-8") from None
         except yaml.YAMLError as e:
@@ -217,7 +266,9 @@ def validate_config(raw: dict[str, Any], where: str = "configuration") -> RunCon
         field = ".".join(str(x) for x in err["loc"]) or "(top level)"
         if err["type"] == "missing" and field == "data":
             raise ConfigError(f"{where}: no data given; set data.path=FILE or builtin:NAME, or give a data: section") from None
-        raise ConfigError(f"{where}: field {field!r}: {err['msg']} (got {err.get('input')!r})") from None
+        got = repr(err.get("input"))
+        got = got if len(got) <= 80 else got[:77] + "..."
+        raise ConfigError(f"{where}: field {field!r}: {err['msg']} (got {got})") from None
 
 
 def as_config(config: RunConfig | dict | str | Path) -> RunConfig:

@@ -41,6 +41,9 @@ class InputContract:
     alphabet: str | None = None
     max_len: int | None = None
     aux_inputs: list[str] = field(default_factory=list)
+    # sequence windows cut from a reference genome (train --intervals --genome): the genome's name, contig lengths and
+    # checksum (data.genome.Genome.identity), so variants/scan refuse another assembly; None otherwise
+    genome: dict[str, Any] | None = None
     # image tasks
     image_size: int | None = None
     channels: int | None = None
@@ -72,13 +75,52 @@ class InputContract:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
+    def validate(self, where: str = "contract.json") -> InputContract:
+        """Every field usable, or a BundleError naming it (a hand-edited or damaged contract never reaches a model)."""
+        def bad(field: str, why: str) -> BundleError:
+            return BundleError(f"{where}: {field} {why}; restore the file from the original run")
+
+        names = self.class_names
+        if not isinstance(names, list) or len(names) < 1 or not all(isinstance(c, str) and c for c in names):
+            raise bad("class_names", f"is {names!r}, not a list of class names")
+        if len(set(names)) != len(names):
+            raise bad("class_names", f"repeats a name ({names!r})")
+        if self.positive_class is not None and self.positive_class not in names:
+            raise bad("positive_class", f"{self.positive_class!r} is not one of the classes {names}")
+        for field, value, ok in (("threshold", self.threshold, lambda v: 0.0 <= v <= 1.0),
+                                 ("temperature", self.temperature, lambda v: 0.0 < v < float("inf"))):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or not ok(value):
+                raise bad(field, f"is {value!r}, out of range")
+        if self.task == "sequence":
+            if not isinstance(self.max_len, int) or isinstance(self.max_len, bool) or self.max_len < 1:
+                raise bad("max_len", f"is {self.max_len!r}; it must be a positive integer")
+            if self.alphabet not in ("dna", "rna", "protein"):
+                raise bad("alphabet", f"is {self.alphabet!r}, not dna, rna or protein")
+        elif self.task == "image":
+            if not isinstance(self.image_size, int) or self.image_size < 1:
+                raise bad("image_size", f"is {self.image_size!r}; it must be a positive integer")
+            if self.channels not in (1, 3):
+                raise bad("channels", f"is {self.channels!r}, not 1 or 3")
+            for field, values in (("mean", self.mean), ("std", self.std)):
+                if not isinstance(values, list) or len(values) != self.channels or not all(
+                        isinstance(v, (int, float)) and np.isfinite(v) for v in values):
+                    raise bad(field, f"is {values!r}; it needs {self.channels} finite numbers")
+            if any(v <= 0 for v in self.std):
+                raise bad("std", f"is {self.std!r}; every value must be > 0")
+        elif not isinstance(self.task, str) or not self.task:
+            raise bad("task", f"is {self.task!r}")
+        return self
+
     @classmethod
     def load(cls, path: str | Path) -> InputContract:
         p = Path(path)
         try:
-            raw = json.loads(p.read_text())
-            return cls(**raw)
+            raw = json.loads(p.read_bytes().decode("utf-8"))
+            if not isinstance(raw, dict):
+                raise TypeError("not a JSON object")
+            contract = cls(**raw)
         except FileNotFoundError:
             raise BundleError(f"{p} is missing; the run folder is incomplete (train again or copy the whole folder)") from None
-        except (json.JSONDecodeError, TypeError) as e:
-            raise BundleError(f"{p} is not a valid input contract ({e}); restore it from the original run") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
+            raise BundleError(f"{p} is not a valid input contract ({str(e)[:120]}); restore it from the original run") from None
+        return contract.validate(str(p))

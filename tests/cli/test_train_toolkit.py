@@ -83,9 +83,11 @@ def test_nan_in_training_keeps_last_good_checkpoint(tmp_path, small_csv):
     out = tmp_path / "run"
     cfg = {"data": {"path": str(small_csv)}, "model": {"params": TINY_MODEL}, "out": str(out),
            "train": {"epochs": 4, "batch_size": 32}}
-    with pytest.raises(TrainingError, match=r"at epoch 2, step 5; .*gradients blew up in .*last good checkpoint is "):
+    with pytest.raises(TrainingError, match=r"at epoch 2, step 5; .*gradients blew up in .*last good checkpoint is "
+                                            r"checkpoints/last.pt; the unfinished run was moved to .*run.failed"):
         train(cfg, callbacks=[PoisonAtEpoch2()])
-    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert not out.exists()  # a failed run never looks like a finished one
+    state = torch.load(tmp_path / "run.failed" / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 

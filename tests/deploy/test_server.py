@@ -4,6 +4,7 @@ uvicorn over loopback."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -438,3 +439,16 @@ def test_stop_answers_requests_held_by_the_worker():
 
     out = asyncio.run(main())
     assert len(out) == 2 and all(isinstance(r, APIError) and r.status == 503 for r in out), out
+
+
+@pytest.mark.slow
+def test_memory_returns_to_baseline_after_a_flood_of_refused_requests(tmp_path: Path):
+    """benchmarks/bench_serve_abuse.py, small: 2 rounds of 32 concurrent 4 MB bodies, all refused with JSON 422."""
+    out = tmp_path / "abuse.json"
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, str(root / "benchmarks" / "bench_serve_abuse.py"), "--concurrency", "32",
+                    "--rounds", "2", "--body-mb", "4", "--json", str(out)], check=True, timeout=600,
+                   env={**os.environ, "PYTHONPATH": str(root / "src")}, capture_output=True)
+    result = json.loads(out.read_text())
+    assert all(r["statuses"] == [422] for r in result["rounds"]) and result["still_serving"]
+    assert result["growth_mb"] < 100, result

@@ -15,8 +15,21 @@ from tests.doctor.helpers import fake_run
 def test_healthy_bundled_run_is_clean(trained_run: Path):
     report = doctor_run(trained_run)
     assert [(f.name, f.status) for f in report.findings if f.status != "pass"] == []
-    assert {f.name for f in report.findings} == {"learning rate (divergence)", "overfitting", "underfitting", "plateau",
-                                                 "predicts one class", "val/test shift"}
+    assert {f.name for f in report.findings} == {"bundle", "learning rate (divergence)", "overfitting", "underfitting",
+                                                 "plateau", "predicts one class", "val/test shift"}
+
+
+def test_a_run_without_its_weights_fails_the_bundle_check(trained_run: Path, tmp_path: Path):
+    import shutil
+
+    run = shutil.copytree(trained_run, tmp_path / "copy")
+    (run / "model.safetensors").unlink()
+    report = doctor_run(run)
+    f = report.get("bundle")
+    assert f.status == "fail" and "model.safetensors missing" in f.detail and report.exit_code() == 1
+    (run / "model.safetensors").write_bytes((trained_run / "model.safetensors").read_bytes()[:-10])
+    f = doctor_run(run).get("bundle")
+    assert f.status == "fail" and "model.safetensors changed" in f.detail
 
 
 def test_divergence_is_named(tmp_path: Path):

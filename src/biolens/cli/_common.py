@@ -64,14 +64,20 @@ CONFIG_FLAGS = {
     "data.label_col": "--label-col", "data.id_col": "--id-col", "data.positive_class": "--positive-class",
     "data.dedup": "--dedup", "data.image.image_size": "--image-size", "data.image.skip_bad": "--skip-bad",
     "model.name": "--model", "model.pretrained": "--pretrained", "model.weights": "--weights",
-    "model.freeze_until": "--freeze-until", "train.epochs": "--epochs", "train.batch_size": "--batch-size",
+    "model.freeze_until": "--freeze-until", "model.teacher": "--teacher", "train.epochs": "--epochs", "train.batch_size": "--batch-size",
     "train.lr": "--lr", "train.seed": "--seed", "train.device": "--device", "train.optimizer": "--optimizer",
     "train.schedule": "--schedule", "train.loss": "--loss", "train.class_weights": "--class-weights",
     "train.sampler": "--sampler", "train.monitor": "--monitor", "train.precision": "--precision",
     "train.accumulate": "--accumulate", "train.compile": "--compile", "train.deterministic": "--deterministic",
-    "train.tensorboard": "--tensorboard",
+    "train.tensorboard": "--tensorboard", "train.tensorboard_histograms": "--tensorboard-histograms",
+    "train.mlflow": "--mlflow", "train.mlflow_experiment": "--mlflow-experiment",
+    "data.genome": "--genome", "data.intervals.window": "--window", "data.intervals.center": "--center",
+    "data.intervals.label_column": "--label-column", "data.intervals.negatives": "--negatives",
+    "data.intervals.negative_ratio": "--negative-ratio", "data.intervals.val_chroms": "--val-chroms",
+    "data.intervals.test_chroms": "--test-chroms", "data.intervals.blacklist": "--blacklist",
+    "data.intervals.chrom_aliases": "--chrom-alias",
 }
-_FIELD = re.compile(r"\b((?:data|model|train)\.[a-z_]+(?:\.[a-z_]+)*)=[^\s;,):]+")
+_FIELD = re.compile(r"(?<!')\b((?:data|model|train)\.[a-z_]+(?:\.[a-z_]+)*)=[^\s;,):']+")
 
 
 def _option_flags(fn: Callable[..., Any]) -> dict[str, str]:
@@ -91,7 +97,9 @@ def with_flags(message: str, flags: dict[str, str]) -> str:
     if sep and head in flags:
         message = f"{flags[head]} {rest}"
     for name, flag in flags.items():  # a switch the library names as a keyword: force=True → --force
-        message = message.replace(f"{name}=True", flag)
+        message = re.sub(rf"(?<![\w.]){re.escape(name)}=True\b", flag, message)
+    if message.startswith("--set "):  # the user's own --set text, quoted as given
+        return message
 
     def annotate(m: re.Match[str]) -> str:
         flag = CONFIG_FLAGS.get(m.group(1))

@@ -42,7 +42,7 @@ def info(
             ("input contract", inputs), ("bundle format", d["bundle_format"]), ("created", d["created"]),
             ("updated", d["updated"]),
             ("versions", ", ".join(f"{k} {v}" for k, v in d["versions"].items() if v)),
-            ("git commit", d["git_commit"]), ("dataset fingerprint", d["dataset_fingerprint"]),
+            ("git commit", d["git_commit"] and d["git_commit"] + (" (dirty)" if d.get("git_dirty") else "")), ("dataset fingerprint", d["dataset_fingerprint"]),
             ("hardware", ", ".join(f"{k} {v}" for k, v in hw.items() if v not in (None, [], ""))),
             ("best epoch", d["best_epoch"]),
         ]

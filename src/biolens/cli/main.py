@@ -17,9 +17,13 @@ from biolens.cli.info import info
 from biolens.cli.explain import explain
 from biolens.cli.lr_find import lr_find
 from biolens.cli.predict import predict
+from biolens.cli.pretrain import pretrain
 from biolens.cli.report import compare, report
+from biolens.cli.runs import runs
+from biolens.cli.scan import scan
 from biolens.cli.serve import serve
-from biolens.cli.train import train
+from biolens.cli.train import bare_mlflow, train
+from biolens.cli.variants import variants
 
 app = typer.Typer(
     name="biolens",
@@ -29,6 +33,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(train)
+app.command()(pretrain)
 app.command("lr-find")(lr_find)
 app.command()(evaluate)
 app.command()(predict)
@@ -38,14 +43,18 @@ app.command()(bench)
 app.command()(explain)
 app.command()(report)
 app.command()(compare)
+app.command()(runs)
 app.command()(datasets)
 app.command()(models)
 app.add_typer(doctor_app, name="doctor")
 app.command()(advise)
 app.command()(serve)
+app.command()(variants)
+app.command()(scan)
 
 
 def run() -> None:
+    sys.argv[1:] = bare_mlflow(sys.argv[1:])  # `--mlflow` alone: a store in the run folder
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         app()
         return

@@ -19,6 +19,12 @@ def predict(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="only warnings"),
+    tile: bool = typer.Option(False, "--tile/--no-tile", help="sequences longer than the model's length: score tiles "
+                              "instead of truncating; --out gets one row per sequence (mean and max over tiles), "
+                              "OUT_STEM.tiles.csv one row per tile"),
+    stride: int = typer.Option(None, help="with --tile: bases between tile starts (default: half the model's length)"),
+    aggregate: str = typer.Option("max", help="with --tile: max (positive when any tile is) or mean decides the "
+                                  "sequence's prediction"),
 ) -> None:
     """Predict classes and probabilities for new sequences or images (streamed in chunks, constant memory)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,5 +43,6 @@ def predict(
         def report(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
 
-        n = predictor.predict_files(inputs, out, batch_size=batch_size, chunk_size=chunk_size, progress=report)
+        n = predictor.predict_files(inputs, out, batch_size=batch_size, chunk_size=chunk_size, progress=report,
+                                    tile=tile, stride=stride, aggregate=aggregate)
     console.print(f"wrote {n} predictions to {out}")

@@ -49,17 +49,37 @@ def train(
     compile_: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the model"),
     deterministic: bool = typer.Option(None, "--deterministic/--no-deterministic", help="deterministic algorithms (exact repeats)"),
     tensorboard: bool = typer.Option(None, "--tensorboard/--no-tensorboard", help="TensorBoard events in RUN/tensorboard"),
+    tensorboard_histograms: bool = typer.Option(None, "--tensorboard-histograms/--no-tensorboard-histograms",
+                                                help="with --tensorboard: weight and gradient histograms every epoch"),
+    mlflow: str = typer.Option(None, "--mlflow", metavar="[URI]",
+                               help="log to MLflow: alone, a store in RUN/mlflow; or a tracking URI (http://HOST:5000)"),
+    mlflow_experiment: str = typer.Option(None, "--mlflow-experiment", help="MLflow experiment name (default biolens)"),
     devices: int = typer.Option(None, help="launch N processes with torchrun (DDP); batch size is the global batch"),
     log_format: str = typer.Option("text", help="text or json (one JSON object per log line, for machines)"),
     image_size: int = typer.Option(None, help="images: model input size (default 28 for bundled sets, else 224)"),
     skip_bad: bool = typer.Option(None, "--skip-bad/--no-skip-bad", help="images: skip unreadable files (listed in filtered.tsv) instead of failing"),
     pretrained: str = typer.Option(None, help="images: start from torchvision weights: imagenet"),
-    weights: str = typer.Option(None, help="images: start from a local state dict (.safetensors/.pt) or a biolens run folder"),
-    freeze_until: str = typer.Option(None, help="images: freeze backbone stages before this one (e.g. layer3; all = head only)"),
+    weights: str = typer.Option(None, help="start from a biolens run folder (a `biolens pretrain` run, or any run of the same kind) or a state dict (.safetensors/.pt)"),
+    freeze_until: str = typer.Option(None, help="fine-tuning: freeze the stages before this one (images: layer3; sequences: blocks.1, layers.1; all = head only)"),
+    teacher: str = typer.Option(None, help="distil: train on the soft targets of this run (or ensemble bundle); see train.distill_temperature, train.distill_alpha"),
+    baselines: bool = typer.Option(False, "--baselines", help="sequence data: afterwards fit a k-mer logistic regression and train a BiGRU on the same splits (baselines.json, shown by report)"),
     force: bool = typer.Option(False, "--force", help="train even if a pre-training check fails (see checklist.json)"),
+    intervals: list[str] = typer.Option(None, "--intervals", help="genome data: BED/narrowPeak intervals (.gz ok), or LABEL=BED per class (repeat); needs --genome"),
+    genome: str = typer.Option(None, "--genome", help="genome data: reference FASTA the intervals lie on (.fa, .fa.gz: gzip or bgzip)"),
+    window: int = typer.Option(None, help="genome data: window length centred on each interval's summit (narrowPeak) or middle"),
+    center: str = typer.Option(None, help="genome data: auto (summit where given), summit or middle"),
+    label_column: int = typer.Option(None, help="genome data: class labels from this BED column (1-based, e.g. 4 = name)"),
+    negatives: str = typer.Option(None, help="genome data: none, gc-matched, shuffled (dinucleotide) or flanks"),
+    negative_ratio: float = typer.Option(None, help="genome data: negatives per positive (default 1)"),
+    val_chroms: list[str] = typer.Option(None, "--val-chroms", help="genome data: contigs of the val split (comma-separated or repeated)"),
+    test_chroms: list[str] = typer.Option(None, "--test-chroms", help="genome data: contigs of the test split (comma-separated or repeated)"),
+    blacklist: str = typer.Option(None, help="genome data: BED of regions no window may overlap"),
+    chrom_alias: list[str] = typer.Option(None, "--chrom-alias", help="genome data: NAME_IN_BED=GENOME_NAME, e.g. Chromosome=NC_000913.3 (repeat)"),
 ) -> None:
     """Train a classifier and write a run folder (weights, contract, history, metrics)."""
+    from biolens.cli._genomic import parse_aliases, split_names
     from biolens.config import _merge, load_config, parse_set
+    from biolens.errors import ConfigError
     from biolens.workflows.train import train as train_api
 
     if devices is not None:
@@ -74,16 +94,26 @@ def train(
     quiet = quiet or rank != 0
     if rank != 0:
         logging.getLogger("biolens").setLevel(logging.WARNING)
+    if intervals and data:
+        raise ConfigError("--data and --intervals both give the data; use --intervals (with --genome) for BED files "
+                          "on a genome, --data for sequence files")
     flags: dict[str, Any] = {
-        "data": {"path": data or None, "val": val, "test": test, "labels": labels, "alphabet": alphabet,
+        "data": {"path": intervals or data or None, "genome": genome,
+                 "intervals": {"window": window, "center": center, "label_column": label_column,
+                               "negatives": negatives, "negative_ratio": negative_ratio,
+                               "val_chroms": split_names(val_chroms), "test_chroms": split_names(test_chroms),
+                               "blacklist": blacklist, "chrom_aliases": parse_aliases(chrom_alias) or None}, "val": val, "test": test, "labels": labels, "alphabet": alphabet,
                  "max_len": max_len, "seq_col": seq_col, "label_col": label_col, "id_col": id_col,
                  "positive_class": positive_class, "dedup": dedup,
                  "image": {"image_size": image_size, "skip_bad": skip_bad}},
-        "model": {"name": model, "pretrained": pretrained, "weights": weights, "freeze_until": freeze_until},
+        "model": {"name": model, "pretrained": pretrained, "weights": weights, "freeze_until": freeze_until,
+                  "teacher": teacher},
         "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device,
                   "optimizer": optimizer, "schedule": schedule, "loss": loss, "class_weights": class_weights,
                   "sampler": sampler, "monitor": monitor, "precision": precision, "accumulate": accumulate,
-                  "compile": compile_, "deterministic": deterministic, "tensorboard": tensorboard},
+                  "compile": compile_, "deterministic": deterministic, "tensorboard": tensorboard,
+                  "tensorboard_histograms": tensorboard_histograms, "mlflow": mlflow,
+                  "mlflow_experiment": mlflow_experiment},
         "out": out,
     }
     overrides = _merge(_drop_none(flags), parse_set(set_ or []))
@@ -98,6 +128,11 @@ def train(
     if rank != 0:
         return
     print_metrics(result.metrics["test"], title=f"test split, best epoch {result.metrics['best_epoch']}")
+    if baselines:
+        from biolens.workflows.baselines import run_baselines
+
+        for b in run_baselines(result.run_dir, kmer=True, bigru=True)["baselines"]:
+            console.print(f"baseline {b['name']}: test accuracy {b['test']['accuracy']:.4f}")
     console.print(f"run folder: {result.run_dir}")
 
 
@@ -110,4 +145,17 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
                 out[k] = v
         elif v is not None:
             out[k] = v
+    return out
+
+
+def bare_mlflow(argv: list[str]) -> list[str]:
+    """``--mlflow`` given without a URI (last, or followed by another option) means ``--mlflow local``: a store in
+    the run folder. The command line is rewritten before typer parses it (``biolens.cli.main.run``)."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        out.append(arg)
+        if arg == "--mlflow" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append("local")
     return out

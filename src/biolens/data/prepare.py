@@ -11,17 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from biolens.config import DataConfig
+from biolens.config import DataConfig, IntervalConfig
 from biolens.data.alphabets import Alphabet, get_alphabet
 from biolens.data.builtin import get_builtin, is_builtin
 from biolens.data.classes import pick_positive
 from biolens.data.dataset import SequenceData
 from biolens.data.encoding import RecordError, encode, find_invalid, invalid_symbol_error, length_stats, resolve_alphabet
+from biolens.data.intervals import overlap_leakage
 from biolens.data.quality import quality_filter, resolve_quality, summarize
 from biolens.data.readers import Records, read_source, read_table
 from biolens.data.splits import SPLITS, find_leakage, sequence_keys, stratified_split
 from biolens.data.rows import RowReader
 from biolens.data.store import Source, available_memory, open_or_build
+from biolens.data.windows import NEGATIVE, interval_windows
 from biolens.errors import BiolensWarning, ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class PreparedData:
     config: DataConfig  # resolved: every automatic choice written out
     report: dict[str, Any] = field(default_factory=dict)
     filtered: list[dict[str, str]] = field(default_factory=list)
+    genome: dict[str, Any] | None = None  # windows cut from a genome: its identity (name, contig lengths, checksum)
 
 
 def located(recs: Records, err: RecordError) -> DataError:
@@ -99,9 +102,34 @@ def prepare_sequences(cfg: DataConfig, seed: int = 0) -> PreparedData:
     With ``data.store`` mmap (or auto on data too large for RAM) the file is streamed into a memory-mapped store
     (``data/store.py``) instead, and the splits read their rows from it.
     """
+    if cfg.genome is not None:
+        return _prepare_windows(cfg, seed)
+    if cfg.intervals != IntervalConfig():
+        raise ConfigError("data.intervals options need data.genome (the reference FASTA the intervals of data.path "
+                          "lie on); set data.genome=FILE")
     if resolve_store(cfg) == "mmap":
         return _prepare_stored(cfg, seed)
     recs, split, stranded = _read(cfg)
+    return _prepare_records(cfg, seed, recs, split, stranded)
+
+
+def _prepare_windows(cfg: DataConfig, seed: int) -> PreparedData:
+    """Intervals on a genome (``data/windows.py``) → the in-memory path, plus the check that no val/test window
+    overlaps an earlier split's; the genome's identity goes into the contract."""
+    windows = interval_windows(cfg, seed)
+    classes = sorted(set(windows.records.labels))
+    if cfg.positive_class is None and len(classes) == 2 and NEGATIVE in classes:
+        cfg = cfg.model_copy(update={"positive_class": next(c for c in classes if c != NEGATIVE)})
+    prepared = _prepare_records(cfg, seed, windows.records, windows.split, windows.stranded, overlaps=windows.coords)
+    prepared.filtered = windows.dropped + prepared.filtered
+    prepared.report["intervals"] = windows.report
+    prepared.genome = windows.genome
+    return prepared
+
+
+def _prepare_records(cfg: DataConfig, seed: int, recs: Records, split: np.ndarray | None, stranded: bool,
+                     overlaps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> PreparedData:
+    """The in-memory path from read records on: alphabet, classes, encoding, quality, then ``_finish``."""
     try:
         alphabet = resolve_alphabet(cfg.alphabet, recs.seqs)
     except RecordError as e:
@@ -113,7 +141,8 @@ def prepare_sequences(cfg: DataConfig, seed: int = 0) -> PreparedData:
 
     raw_lengths = np.array([len(s) for s in recs.seqs], dtype=np.int64)
     train_rows = raw_lengths if split is None else raw_lengths[split == "train"]
-    max_len = cfg.max_len or int(train_rows.max(initial=1))
+    max_len = cfg.max_len or _auto_max_len(train_rows, raw_lengths, recs)
+    _check_matrix_fits(len(recs), max_len)
     x, lengths = encode(recs.seqs, alphabet, max_len)
 
     quality = resolve_quality(cfg.quality, alphabet)
@@ -122,7 +151,30 @@ def prepare_sequences(cfg: DataConfig, seed: int = 0) -> PreparedData:
     return _finish(cfg, seed, x=x, rows=None, ids=ids, labels=labels, class_names=class_names, split=split,
                    raw_lengths=raw_lengths, lengths=lengths, reasons=reasons, quality=quality, alphabet=alphabet,
                    stranded=stranded, max_len=max_len, locate=lambda idx: [recs.locate(i) for i in idx],
-                   keys=lambda keep: sequence_keys(x, lengths, alphabet))
+                   keys=lambda keep: sequence_keys(x, lengths, alphabet), overlaps=overlaps)
+
+
+MAX_AUTO_LEN = 100_000  # the longest row width chosen without data.max_len (one record can't blow up every row)
+
+
+def _auto_max_len(train_rows: np.ndarray, raw_lengths: np.ndarray, recs: Records) -> int:
+    """The longest training sequence, unless that is a pathological record far longer than what models read."""
+    longest = int(train_rows.max(initial=1))
+    if longest > MAX_AUTO_LEN:
+        i = int(np.argmax(raw_lengths))
+        raise DataError(f"{recs.locate(i)}: record {recs.ids[i]!r} is {raw_lengths[i]:,} long, over the "
+                        f"{MAX_AUTO_LEN:,} that biolens takes as a default row width; set data.max_len=N to truncate "
+                        "(or cut long sequences into windows)")
+    return max(longest, 1)
+
+
+def _check_matrix_fits(n: int, width: int) -> None:
+    """The encoded (N, L) uint8 matrix must fit in half the available memory; else say how to stream it."""
+    need, avail = n * width, available_memory()
+    if need > avail // 2:
+        raise DataError(f"{n:,} sequences × {width:,} positions need {need / 2**30:.1f} GB in memory "
+                        f"({avail / 2**30:.1f} GB available); set data.store=mmap to stream them, or a smaller "
+                        "data.max_len")
 
 
 def _check_classes(class_names: list[str], labels: np.ndarray, split: np.ndarray | None, locate) -> None:
@@ -200,11 +252,13 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
             class_names: list[str], split: np.ndarray | None, raw_lengths: np.ndarray, lengths: np.ndarray,
             reasons: np.ndarray, quality: Any, alphabet: Alphabet, stranded: bool, max_len: int,
             locate: Callable[[np.ndarray], list[str]], keys: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-            store_info: dict[str, Any] | None = None, codes: np.ndarray | None = None) -> PreparedData:
+            store_info: dict[str, Any] | None = None, codes: np.ndarray | None = None,
+            overlaps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> PreparedData:
     """Quality report, split, leakage, dedup and the per-split data, shared by the in-memory and stored paths.
 
     ``rows`` true: ``x`` is the whole memory-mapped store and each split keeps its row numbers into it.
     ``codes``: each record's index into ``class_names`` where already known (the store's label codes).
+    ``overlaps``: (contig code, start, end) per record for genome windows: overlapping windows leak too.
     """
     keep = reasons == ""
     dropped = np.flatnonzero(~keep)
@@ -222,6 +276,8 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
         split[keep] = stratified_split(labels[keep], groups[keep], cfg.val_frac, cfg.test_frac, seed)
     split = split.astype(str)
     leak = find_leakage(exact[keep], canonical[keep], split[keep], check_rc=alphabet.is_nucleic)
+    if overlaps is not None:
+        overlap_leakage(leak, *(a[keep] for a in overlaps), split[keep])
     leaked = np.zeros(len(keep), dtype=bool)
     leaked[np.flatnonzero(keep)] = leak.pop("_mask")
     n_leaked = int(leaked.sum())

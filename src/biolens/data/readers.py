@@ -124,7 +124,11 @@ def _fastx(p: Path) -> Iterator[tuple[str, str, str]]:
     """
     source = _without_bom(p) if check_text_file(p).bom else p
     try:
-        yield from pyfastx.Fastx(str(source), comment=True)
+        for record in pyfastx.Fastx(str(source), comment=True):
+            if len(record) != 3:  # (name, seq, qual, comment): FASTQ
+                raise DataError(f"{p} is FASTQ (reads with base qualities), not FASTA; convert it to FASTA "
+                                "(e.g. seqtk seq -a) or give a CSV/TSV")
+            yield record
     except RuntimeError as e:
         if "not fasta" in str(e):
             raise DataError(f"{p}: no FASTA records found (the first line must start with '>'); check the file format") from None
@@ -309,15 +313,31 @@ def read_source(
     return recs
 
 
+def has_labels(path: str | Path, **kwargs) -> bool:
+    """Whether a FASTA/table carries labels (from its first record or its header line)."""
+    first = next(iter_chunks(path, 1, **kwargs), None)
+    return first is not None and first.labels is not None
+
+
 def iter_chunks(path: str | Path, chunk_size: int = 8192, **kwargs) -> Iterator[Records]:
-    """Stream a FASTA or table in chunks of ``chunk_size`` records (constant memory), labels optional.
+    """Stream a FASTA or table in chunks of ``chunk_size`` records (constant memory), labels optional but all or
+    none: a FASTA whose headers stop (or start) carrying ``label=`` half-way is a DataError naming the record.
 
     ``kwargs`` are the table column names (seq_col, label_col, id_col, split_col).
     """
     p = check_file(path)
     if file_format(p) == "fasta":
+        labelled: bool | None = None
         for recs, _ in fasta_chunks(p, chunk_size):
-            if not all(recs.labels):
+            has = [bool(lab) for lab in recs.labels]
+            if labelled is None:
+                labelled = has[0]
+            odd = next((i for i, h in enumerate(has) if h != labelled), None)
+            if odd is not None:
+                state = "has no label while earlier headers have one" if labelled else "has a label while earlier ones do not"
+                raise DataError(f"{recs.locate(odd)}: header '>{recs.ids[odd]}' {state}; give ' label=CLASS' on every "
+                                "header or on none")
+            if not labelled:
                 recs.labels = None
             yield recs
         return
@@ -330,5 +350,7 @@ def iter_chunks(path: str | Path, chunk_size: int = 8192, **kwargs) -> Iterator[
         except (pd.errors.ParserError, UnicodeDecodeError) as e:
             raise DataError(f"{p}: cannot parse as CSV/TSV ({str(e).splitlines()[0]}); check the delimiter and quoting") from None
         cols = {"seq_col": "sequence", "label_col": "label", "id_col": "id", "split_col": "split", **kwargs}
-        yield _frame_records(df, p, first, require_labels=False, **cols)
+        recs = _frame_records(df, p, first, require_labels=False, **cols)  # columns are checked even with no rows
+        if len(recs):
+            yield recs
         first += len(df)

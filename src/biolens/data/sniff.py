@@ -114,7 +114,7 @@ def check_text_file(path: str | Path, what: str = "a FASTA, CSV or TSV file") ->
     if found:
         raise DataError(f"{p} is {found[0]}, not {what}; {found[1]}")
     decoder = codecs.getincrementaldecoder("utf-8")()
-    line, offset, first, bom = 1, 0, True, False
+    line, offset, first, bom, bare_cr = 1, 0, True, False, False
     for chunk in _chunks(p, gz):
         if first:
             inner = _what(chunk[:512]) if gz else None
@@ -135,6 +135,7 @@ def check_text_file(path: str | Path, what: str = "a FASTA, CSV or TSV file") ->
                             "Latin-1 or Windows-1252); save the file as UTF-8") from None
         line += chunk.count(NEWLINE)
         offset += len(chunk)
+        bare_cr = bare_cr or (b"\r" in chunk and NEWLINE not in chunk)
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -142,6 +143,9 @@ def check_text_file(path: str | Path, what: str = "a FASTA, CSV or TSV file") ->
                         "as UTF-8") from None
     if first:
         raise DataError(f"{p} is empty after decompression; give {what} with data in it")
+    if bare_cr and line == 1:
+        raise DataError(f"{p} ends its lines with CR only (old Mac line endings), so it reads as one line; convert "
+                        "them to LF (e.g. mac2unix, or tr '\\r' '\\n')")
     result = TextFile(p, gz, bom)
     _checked[key] = result
     return result

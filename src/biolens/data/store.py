@@ -28,7 +28,7 @@ import numpy as np
 
 from biolens.data.alphabets import ALPHABETS, INVALID, Alphabet, get_alphabet
 from biolens.data.augment import reverse_complement_np
-from biolens.data.cachedir import cache_root, file_stamp
+from biolens.data.cachedir import cache_root, file_stamp, writable_cache
 from biolens.data.encoding import RecordError, detect_alphabet, encode
 from biolens.data.readers import (Records, _open_text, _read_frame, check_file, fasta_chunks, file_format,
                                   iter_chunks)
@@ -226,6 +226,8 @@ def source_chunks(src: Source, chunk_size: int) -> Iterator[Records]:
         return
     cols = dict(seq_col=seq_col, label_col=label_col, id_col=id_col, split_col=split_col)
     for recs in iter_chunks(p, chunk_size, **cols):
+        if src.label is not None:  # one label for every record (unlabelled data: a placeholder)
+            recs.labels = [src.label] * len(recs)
         if recs.labels is None:
             raise DataError(f"{p}: no column {label_col!r}; set data.label_col=NAME")
         if src.split is not None:
@@ -275,7 +277,7 @@ def open_or_build(sources: list[Source], *, alphabet: str = "auto", max_len: int
         else:
             log.info("sequence store hit: %s", data_file)
             return store
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    writable_cache(cache_dir, "data.store_dir")
     width = _resolve_width(sources, max_len)
     rows_per_chunk = int(np.clip(CHUNK_BYTES // width, 16, 8192))
     alpha = None if alphabet == "auto" else get_alphabet(alphabet)

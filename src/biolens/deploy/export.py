@@ -102,10 +102,10 @@ def compare(wrapper: ExportModule, runner, batches: list[dict[str, Tensor]], qua
                                                      if decisive else None), "n_decisive": len(decisive)}
     if quantized:
         result["tolerance"] = {"prob_max_abs_diff": INT8_PROB_TOLERANCE}
-        result["passed"] = worst_p <= INT8_PROB_TOLERANCE
+        result["passed"] = total > 0 and worst_p <= INT8_PROB_TOLERANCE
     else:
         result["tolerance"] = {"max_abs_diff": FP32_TOLERANCE}
-        result["passed"] = worst <= FP32_TOLERANCE
+        result["passed"] = total > 0 and worst <= FP32_TOLERANCE  # nothing compared is no evidence of parity
     return result
 
 
@@ -206,6 +206,8 @@ def export_run(run: str | Path, fmt: str = "onnx", out: str | Path | None = None
     run folder is added to ``manifest.json``.
     """
     check_options(fmt, quantize)  # before loading the model and reading the run's data
+    if int(n_samples) < 1:
+        raise ConfigError(f"samples={n_samples}: parity needs at least 1 input; give 8 or more")
     predictor = Predictor.load(run, device="cpu")
     if out is None:
         name = "model" + (".int8" if quantize else "") + SUFFIX.get(fmt, "")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+
 from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -18,6 +20,20 @@ from biolens.deploy.batching import APIError
 from biolens.tasks import Codec
 
 FILE_FIELDS = ("files", "file")
+MAX_JSON_DEPTH = 32  # a prediction request is two levels deep; nothing legitimate comes near this
+
+
+def json_depth(body: bytes) -> int:
+    """An upper bound of the nesting depth of a JSON text, counted without parsing it (brackets inside strings
+    may count too, which only makes the bound stricter for bodies that are odd anyway); vectorized, so a 16 MB
+    body takes milliseconds and a 100,000-level one never reaches the recursive decoder."""
+    b = np.frombuffer(body, dtype=np.uint8)
+    if not len(b):
+        return 0
+    step = np.zeros(len(b), dtype=np.int32)
+    step[(b == ord("[")) | (b == ord("{"))] = 1
+    step[(b == ord("]")) | (b == ord("}"))] = -1
+    return int(np.cumsum(step).max(initial=0))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -45,10 +61,18 @@ def parse_json_items(body: bytes, codec: Codec, max_batch: int) -> tuple[list[An
     """The items and ids of a JSON body ``{FIELD: [...], "ids": [...]}`` (FIELD: the codec's ``json_field``)."""
     name = codec.json_field
     example = f'{{"{name}": ["ACGT..."]}}'
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise APIError(400, "body", f"JSON nested {depth} levels deep, over the limit of {MAX_JSON_DEPTH}; send "
+                                    f"{example}")
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise APIError(422, "body", f"not valid JSON ({e}); send {example}") from None
+        data = json.loads(body.decode("utf-8"))  # RFC 8259: JSON between systems is UTF-8
+    except UnicodeDecodeError as e:
+        raise APIError(422, "body", f"the body is not UTF-8 text (byte {e.start}); send UTF-8 JSON {example}") from None
+    except json.JSONDecodeError as e:
+        raise APIError(422, "body", f"not valid JSON ({str(e)[:200]}); send {example}") from None
+    except RecursionError:
+        raise APIError(400, "body", f"JSON nested too deeply; send {example}") from None
     if not isinstance(data, dict):
         raise APIError(422, "body", f"expected a JSON object {{\"{name}\": [...]}}, got {type(data).__name__}")
     unknown = sorted(set(data) - {name, "ids"})

@@ -15,10 +15,13 @@ Every bad input is a 4xx JSON ``{"error": "<one line>", "field": "<where>"}``, n
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import json
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +37,31 @@ from biolens._version import __version__
 from biolens.deploy.batching import (DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS, APIError,
                                       MicroBatcher)
 from biolens.deploy.requests import content_type, parse_json_items, parse_uploads, read_body
+from biolens.deploy.web import add_web_routes
 from biolens.errors import BiolensError, ConfigError, InputError
 from biolens.tasks import Encoded, Predictor
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_BYTES = 16 * 1024 * 1024
+TRIM_AFTER_BYTES = 1 << 20
+
+
+def _malloc_trim() -> Callable[[], None]:
+    """glibc's ``malloc_trim(0)`` (returns freed heap pages to the OS), or a no-op where there is none: without it
+    a flood of large rejected bodies leaves the process's resident set at its peak."""
+    if os.environ.get("BIOLENS_NO_MALLOC_TRIM"):  # benchmarks/bench_serve_abuse.py measures with and without
+        return lambda: None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: trim(0) and None
+
+
+release_memory = _malloc_trim()
 
 
 def _error(status: int, field: str | None, message: str) -> JSONResponse:
@@ -181,7 +203,7 @@ class InferenceService:
 def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                max_batch: int = DEFAULT_MAX_BATCH, max_sequence_length: int | None = None,
                max_wait_ms: float = DEFAULT_MAX_WAIT_MS, batch_size: int = DEFAULT_BATCH_SIZE,
-               device: str = "auto") -> FastAPI:
+               device: str = "auto", max_pixels: int | None = None) -> FastAPI:
     """A FastAPI app serving one run (loaded here, once) or an already loaded :class:`Predictor`.
 
     Args:
@@ -193,6 +215,8 @@ def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: in
         max_wait_ms: how long the batcher waits after the first queued request for more to join its forward pass.
         batch_size: rows per model call inside a forward pass.
         device: where a run folder's model is loaded ("auto", "cpu", "cuda", …).
+        max_pixels: largest uploaded image (width × height, read from its header before decoding); default the
+            run's ``data.image.max_pixels``.
     """
     for name, value in (("max_upload_bytes", max_upload_bytes), ("max_batch", max_batch), ("batch_size", batch_size)):
         if int(value) < 1:
@@ -201,8 +225,12 @@ def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: in
         raise ConfigError(f"max_wait_ms={max_wait_ms}: must be ≥ 0")
     if max_sequence_length is not None and max_sequence_length < 1:
         raise ConfigError(f"max_sequence_length={max_sequence_length}: must be at least 1")
+    if max_pixels is not None and max_pixels < 1:
+        raise ConfigError(f"max_pixels={max_pixels}: must be at least 1")
     predictor = run_or_predictor if isinstance(run_or_predictor, Predictor) else Predictor.load(run_or_predictor,
                                                                                                   device=device)
+    if max_pixels is not None and hasattr(predictor.codec, "max_pixels"):
+        predictor.codec.max_pixels = int(max_pixels)
     batcher = MicroBatcher(predictor, max_batch, max_wait_ms, batch_size)
     service = InferenceService(predictor, ServerLimits(max_upload_bytes, max_batch, max_sequence_length), batcher)
     started = time.time()
@@ -241,9 +269,14 @@ def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: in
               summary="Predict for sequences (JSON) or images (multipart files)")
     async def predict(request: Request) -> dict[str, Any]:
         carries = content_type(request, service.codec)
-        body = await read_body(request, max_upload_bytes)
-        ids, encoded = await service.inputs(request, body, carries)
-        probs = await batcher.submit(encoded.x, encoded.lengths)
+        body = b""
+        try:
+            body = await read_body(request, max_upload_bytes)
+            ids, encoded = await service.inputs(request, body, carries)
+            probs = await batcher.submit(encoded.x, encoded.lengths)
+        finally:
+            if len(body) > TRIM_AFTER_BYTES:
+                release_memory()  # large bodies, answered or refused: give the freed heap back to the system
         service.requests += 1
         return service.format(ids, probs)
 
@@ -260,4 +293,5 @@ def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: in
     async def model() -> dict[str, Any]:
         return service.metadata()
 
+    add_web_routes(app, service)  # the page at /, /static/…, /v1/card (deploy/web.py)
     return app

@@ -116,9 +116,13 @@ def _sequence(n: int, length: int, measured: dict[str, Any]) -> Advice:
     else:
         a = Advice("sequence", measured, "dilated_resnet",
                    params={"blocks": 7, "dilations": [1, 2, 4, 8, 16, 32, 64], "downsample": length > 2 * MEDIUM})
-        missing = "no transformer is registered in biolens (sequence models: " + ", ".join(known) + ")"
         a.why.append(f"median length {length} > {MEDIUM}: the guide's long branch → transformer or dilated CNN; "
-                     f"{missing}, so a dilated CNN with dilations up to 64")
+                     "a dilated CNN with dilations up to 64 trains several times faster per sequence on CPU "
+                     "(BENCHMARKS.md, length 1,000)")
+        if "transformer" in known:
+            a.alternatives.append("transformer over k-mer patches: --model transformer --set model.params.patch=8 "
+                                  "(attention over L/8 tokens, relative positions: any length; pretrain it on "
+                                  "unlabelled sequences with biolens pretrain)")
         if length > LONG:
             a.why.append(f"above {LONG}: the guide points to specialized architectures; consider cropping windows "
                          "around the region of interest (--max-len) first")

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 from scipy.stats import norm
 
+from biolens.bundle import REQUIRED_FILES, check_files
 from biolens.errors import BiolensError, BundleError
 from biolens.findings import Finding, Report
 from biolens.metrics import monitor_direction
@@ -80,6 +81,7 @@ def doctor_run(run: str | Path) -> Report:
     train_cfg = cfg.get("train", {})
     lr = train_cfg.get("lr", rows[0].get("lr"))
     report = Report("run", str(run_dir))
+    _bundle(run_dir, report)
     tl, vl = _series(rows, "train_loss"), _series(rows, "val_loss")
     epochs = [int(r.get("epoch", i + 1)) for i, r in enumerate(rows)]
     if not (np.isfinite(tl).all() and np.isfinite(vl).all()):
@@ -93,6 +95,27 @@ def doctor_run(run: str | Path) -> Report:
     _predictions(run_dir, report)
     _shift(run_dir, report)
     return report
+
+
+def _bundle(run_dir: Path, report: Report) -> None:
+    """The run folder is a complete, unchanged bundle (every file the manifest lists, with its SHA-256)."""
+    missing = [f for f in REQUIRED_FILES if not (run_dir / f).is_file()]
+    if missing:
+        report.add(Finding("bundle", "fail", f"{', '.join(missing)} missing: the run cannot be loaded",
+                           "re-copy the whole run folder, or retrain"))
+        return
+    try:
+        status = check_files(run_dir)
+    except BundleError as e:
+        report.add(Finding("bundle", "fail", str(e), "re-copy the whole run folder, or retrain"))
+        return
+    bad = {k: v for k, v in status.items() if v != "ok"}
+    if bad:
+        report.add(Finding("bundle", "fail", "; ".join(f"{k} {v}" for k, v in list(bad.items())[:5])
+                           + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""),
+                           "re-copy the whole run folder, or retrain"))
+    else:
+        report.add(Finding("bundle", "pass", f"{len(status)} files match manifest.json"))
 
 
 def _lr_high_fix(lr: Any) -> str:

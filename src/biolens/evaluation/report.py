@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 from PIL import Image
 
+from biolens.bundle import split_headline
 from biolens.config import validate_config
 from biolens.metrics import headline as headline_names
 from biolens.tasks import make_task
@@ -24,8 +25,7 @@ log = logging.getLogger(__name__)
 
 def headline(split_metrics: dict) -> dict:
     """The headline metrics of a ``metrics.json`` split entry (at the run's threshold)."""
-    return (split_metrics.get("at_threshold") or split_metrics.get("at_0.5") or split_metrics.get("metrics")
-            or split_metrics)
+    return split_headline(split_metrics)
 
 
 def _metric_rows(m: dict) -> list[tuple[str, str, str]]:

@@ -186,7 +186,15 @@ def _display_size(shape: tuple[int, int]) -> tuple[int, int]:
 
 def save_overlay(path: Path, original: np.ndarray, amap: np.ndarray, contract: InputContract,
                  peak: tuple[int, int] | None, header: str) -> None:
-    """A PNG: the original | the map over it (transparent outside the model's crop, peak marked ``+``) | color bar.
+    """Write :func:`overlay_png` to ``path`` (atomically)."""
+    data = overlay_png(original, amap, contract, peak, header)
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def overlay_png(original: np.ndarray, amap: np.ndarray, contract: InputContract, peak: tuple[int, int] | None,
+                header: str) -> bytes:
+    """PNG bytes: the original | the map over it (transparent outside the model's crop, peak marked ``+``) | colour
+    bar.
 
     Signed maps (occlusion) use a diverging scale centred on 0; the others run from 0 to their maximum.
     """
@@ -228,7 +236,7 @@ def save_overlay(path: Path, original: np.ndarray, amap: np.ndarray, contract: I
             draw.line([(x, y - arm), (x, y + arm)], fill=fill, width=width)
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    return buf.getvalue()
 
 
 def class_index(contract: InputContract, target_class: str | None) -> int | None:
@@ -239,6 +247,32 @@ def class_index(contract: InputContract, target_class: str | None) -> int | None
         raise DataError(f"--class {target_class!r} is not a class of this model; "
                         f"valid classes: {', '.join(contract.class_names)}")
     return contract.class_names.index(target_class)
+
+
+def image_maps(predictor, images: np.ndarray, method: Method, fixed: int | None = None,  # noqa: ANN001
+               batch_size: int = 32) -> Iterator[tuple[int, np.ndarray, np.ndarray, int, int]]:
+    """``(index, map (S, S), probabilities (C,), predicted, explained class)`` for decoded uint8 images
+    ``(N, C, R, R)``, preprocessed by the run's codec exactly as for prediction; the explained class is ``fixed``
+    or each image's predicted class (the contract's threshold and temperature)."""
+    contract, model = predictor.contract, predictor.model
+    for batch in predictor.codec.batches(Encoded(images), batch_size, predictor.device):
+        x = batch["x"]
+        with torch.no_grad():
+            logits = model(x).float().cpu().numpy()
+        probs = contract.probabilities(logits)
+        pred = contract.decide(probs)
+        targets = np.full(len(pred), fixed) if fixed is not None else pred
+        maps = attribute(model, x, torch.as_tensor(targets), method).numpy()
+        for j, i in enumerate(batch["index"].cpu().tolist()):
+            yield i, maps[j], probs[j], int(pred[j]), int(targets[j])
+
+
+def peak_of(amap: np.ndarray, shape: tuple[int, int], contract: InputContract) -> tuple[int, int] | None:
+    """The map's maximum in the original image's pixels ``(row, col)``; None when nothing is positive."""
+    if float(amap.max()) <= 0:
+        return None
+    r, c = np.unravel_index(int(np.argmax(amap)), amap.shape)
+    return to_original(int(r), int(c), shape, contract)
 
 
 # ---- the public entry point ------------------------------------------------------------------------------------------
@@ -290,21 +324,12 @@ def explain_images(predictor, inputs: str | Path | Sequence[str | Path], method:
             pass
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    model, device = predictor.model, predictor.device
     rows: list[dict[str, Any] | None] = [None] * len(paths)
     offset = 0
     for part, images in chunks or image_io.chunks(paths, contract, chunk_size):
-        for batch in predictor.codec.batches(Encoded(images), batch_size, device):
-            x = batch["x"]
-            with torch.no_grad():
-                logits = model(x).float().cpu().numpy()
-            probs = contract.probabilities(logits)
-            pred = contract.decide(probs)
-            targets = np.full(len(pred), fixed) if fixed is not None else pred
-            maps = attribute(model, x, torch.as_tensor(targets), method).numpy()
-            for j, i in enumerate(batch["index"].cpu().tolist()):
-                rows[offset + i] = _explain_one(part[i], maps[j], probs[j], int(pred[j]), int(targets[j]),
-                                                outputs[offset + i], contract, method.name)
+        for i, amap, probs, pred, target in image_maps(predictor, images, method, fixed, batch_size):
+            rows[offset + i] = _explain_one(part[i], amap, probs, pred, target, outputs[offset + i], contract,
+                                            method.name)
         offset += len(part)
         log.info("%s: explained %d/%d images", method.name, offset, len(paths))
     frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
@@ -319,11 +344,8 @@ def _explain_one(path: Path, amap: np.ndarray, probs: np.ndarray, pred: int, tar
     original = read_original(path, contract)
     shape = original.shape[:2]
     top = float(amap.max())
-    peak = None
-    if top > 0:
-        r, c = np.unravel_index(int(np.argmax(amap)), amap.shape)
-        peak = to_original(int(r), int(c), shape, contract)
-    else:
+    peak = peak_of(amap, shape, contract)
+    if peak is None:
         warnings.warn(f"{path}: the {method} map for {contract.class_names[target]!r} has no positive value, so it "
                       "has no peak (nothing in the image raises that class's score)", BiolensWarning, stacklevel=3)
     names = contract.class_names

@@ -111,7 +111,75 @@ class ClassifierHead:
         self._config["num_classes"] = self.num_classes
 
 
-class SequenceClassifier(ClassifierHead, nn.Module):
+class Freezable:
+    """Fine-tuning over stages (guide 4.5), shared by sequence and image models: freezing every stage before one,
+    frozen batch norm kept in eval mode, and discriminative learning rates (backbone × ``backbone_lr_scale``).
+
+    Stages are the declared ``stages`` (attribute paths, input to output), else the top-level children except the
+    head, module lists expanded (``stem, blocks.0, blocks.1, final_bn``).
+    """
+
+    stages: tuple[str, ...] = ()
+    backbone_lr_scale: float = 1.0  # set by the task; not part of config (a training choice)
+
+    def stage_names(self) -> list[str]:
+        declared = list(self.stages or ())
+        if declared:
+            return declared
+        names: list[str] = []
+        for name, child in self.named_children():
+            if name == "head":
+                continue
+            if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
+                names += [f"{name}.{n}" for n, _ in child.named_children()]
+            else:
+                names.append(name)
+        return names
+
+    def stage_modules(self) -> list[tuple[str, nn.Module]]:
+        return [(name, self.get_submodule(name)) for name in self.stage_names()]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.head.parameters())
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Backbone at ``lr × backbone_lr_scale``, head at ``lr`` (frozen parameters included: they may unfreeze)."""
+        head = {id(p) for p in self.head.parameters()}
+        backbone = [p for p in self.parameters() if id(p) not in head]
+        groups = [{"params": self.head_parameters(), "lr": lr, "name": "head"}]
+        return ([{"params": backbone, "lr": lr * self.backbone_lr_scale, "name": "backbone"}] if backbone else []) + groups
+
+    def freeze(self, until: str | None) -> None:
+        """Freeze every stage before ``until`` (``"all"``: the whole backbone; ``None``: nothing).
+
+        Frozen parameters get ``requires_grad=False`` and frozen batch-norm layers stay in eval mode, so neither
+        their weights nor their running statistics change.
+        """
+        names = self.stage_names()
+        if until is None:
+            cut = 0
+        elif until == "all":
+            cut = len(names)
+        elif until in names:
+            cut = names.index(until)
+        else:
+            raise ModelError(f"cannot freeze until {until!r}: {type(self).__name__} stages are {', '.join(names)}, or all")
+        self._frozen = set(names[:cut])
+        for name, module in self.stage_modules():
+            for p in module.parameters():
+                p.requires_grad_(name not in self._frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):  # noqa: ANN201
+        super().train(mode)
+        frozen = getattr(self, "_frozen", set())
+        for name, module in self.stage_modules():
+            if name in frozen:
+                module.eval()
+        return self
+
+
+class SequenceClassifier(ClassifierHead, Freezable, nn.Module):
     """Base class: ``forward(x) = forward_head(forward_features(x))``.
 
     Subclasses call ``super().__init__(vocab_size, num_classes, **hyperparams)`` with every constructor argument, set
@@ -144,6 +212,12 @@ class SequenceClassifier(ClassifierHead, nn.Module):
     def config(self) -> dict[str, Any]:
         """Every constructor argument (JSON-serialisable): ``create_model(name, **model.config)`` rebuilds it."""
         return copy.deepcopy(self._config)
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """One group at ``lr`` unless the backbone has its own scale (fine-tuning from starting weights)."""
+        if self.backbone_lr_scale == 1.0:
+            return [{"params": list(self.parameters()), "lr": lr}]
+        return super().param_groups(lr)
 
     # ---- input helpers -------------------------------------------------------------------------------------------
     def check_input(self, x: Tensor) -> None:

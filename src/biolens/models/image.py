@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from biolens.errors import ModelError
-from biolens.models.base import ClassifierHead, _jsonable
+from biolens.models.base import ClassifierHead, Freezable, _jsonable
 from biolens.models.registry import register_model
 
 
-class ImageClassifier(ClassifierHead, nn.Module):
+class ImageClassifier(ClassifierHead, Freezable, nn.Module):
     """Base class: ``forward(x) = forward_head(forward_features(x))``; ``stages`` name the freezable parts in order.
 
     Subclasses call ``super().__init__(in_channels, num_classes, **hyperparams)``, set ``self.num_features`` and
@@ -63,56 +63,13 @@ class ImageClassifier(ClassifierHead, nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-    # ---- fine-tuning -----------------------------------------------------------------------------------------------
-    def stage_modules(self) -> list[tuple[str, nn.Module]]:
-        return [(name, self.get_submodule(name)) for name in self.stages]
-
-    def head_parameters(self) -> list[nn.Parameter]:
-        return list(self.head.parameters())
-
+    # ---- fine-tuning: freeze / param_groups / train come from Freezable -------------------------------------
     def cam_layer(self) -> nn.Module:
         """The last conv stage, as read by Grad-CAM; a trailing pool is skipped (it only coarsens the map)."""
         stage = self.get_submodule(self.stages[-1])
         if isinstance(stage, nn.Sequential) and len(stage) > 1 and isinstance(stage[-1], (nn.MaxPool2d, nn.AvgPool2d)):
             return stage[-2]
         return stage
-
-    backbone_lr_scale: float = 1.0  # set by the image task; not part of config (a training choice)
-
-    def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Backbone at ``lr × backbone_lr_scale``, head at ``lr`` (frozen parameters included: they may unfreeze)."""
-        head = {id(p) for p in self.head.parameters()}
-        backbone = [p for p in self.parameters() if id(p) not in head]
-        groups = [{"params": self.head_parameters(), "lr": lr, "name": "head"}]
-        return ([{"params": backbone, "lr": lr * self.backbone_lr_scale, "name": "backbone"}] if backbone else []) + groups
-
-    def freeze(self, until: str | None) -> None:
-        """Freeze every stage before ``until`` (``"all"``: the whole backbone; ``None``: nothing).
-
-        Frozen parameters get ``requires_grad=False`` and frozen batch-norm layers stay in eval mode, so neither
-        their weights nor their running statistics change.
-        """
-        names = list(self.stages)
-        if until is None:
-            cut = 0
-        elif until == "all":
-            cut = len(names)
-        elif until in names:
-            cut = names.index(until)
-        else:
-            raise ModelError(f"cannot freeze until {until!r}: {type(self).__name__} stages are {', '.join(names)}, or all")
-        self._frozen = set(names[:cut])
-        for name, module in self.stage_modules():
-            for p in module.parameters():
-                p.requires_grad_(name not in self._frozen)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> ImageClassifier:
-        super().train(mode)
-        for name, module in self.stage_modules():
-            if name in self._frozen:
-                module.eval()
-        return self
 
 
 class ConvBlock(nn.Sequential):

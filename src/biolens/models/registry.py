@@ -192,7 +192,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         inspect.signature(spec.cls).bind(**kwargs)
     except TypeError as err:
         accepted = ", ".join(_parameters(spec.cls))
-        raise ModelError(f"model {name!r}: {err}; accepted arguments: {accepted}") from None
+        raise ModelError(f"model.params for {name!r}: {err}; accepted arguments: {accepted}") from None
     check_params(spec, kwargs)
     try:
         model = spec.cls(**kwargs)

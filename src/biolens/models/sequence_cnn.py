@@ -182,6 +182,7 @@ class DilatedResNet(SequenceClassifier):
         self.final_bn = nn.BatchNorm1d(channels)
         self.num_features = (2 + self.position_bins) * channels
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.num_features, num_classes))
+        self.token_stride, self.token_features = (2 if self.downsample else 1), channels
 
     def _binned_mean(self, h: Tensor, mask: Tensor) -> Tensor:
         """Mean of each of K slices of every sequence's real length: ``(B, C, L), (B, L) → (B, C * K)``."""
@@ -193,7 +194,9 @@ class DilatedResNet(SequenceClassifier):
         sums = torch.bmm(h, weights)  # (B, C, K)
         return (sums / weights.sum(dim=1, keepdim=True).clamp_min(1)).flatten(1)
 
-    def forward_features(self, x: Tensor, gc: Tensor | None = None) -> Tensor:
+    def trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x`` → activations ``(B, C, L')`` (zero at padding; ``L' = ceil(L / 2)`` with ``downsample``) and their
+        mask ``(B, L')``."""
         self.check_input(x)
         mask = self.padding_mask(x)  # (B, L) bool
         h = self.onehot(x).to(self.stem[0].weight.dtype)  # (B, V-1, L)
@@ -204,7 +207,16 @@ class DilatedResNet(SequenceClassifier):
         m = mask.unsqueeze(1).to(h.dtype)  # (B, 1, L')
         for block in self.blocks:
             h = block(h, m)
-        h = F.gelu(self.final_bn(h)) * m
+        return F.gelu(self.final_bn(h)) * m, mask
+
+    def forward_tokens(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-position activations ``(B, L', C)`` and their mask, for masked-token pretraining (``token_stride``
+        input positions each: 2 with ``downsample``, else 1)."""
+        h, mask = self.trunk(x)
+        return h.transpose(1, 2), mask
+
+    def forward_features(self, x: Tensor, gc: Tensor | None = None) -> Tensor:
+        h, mask = self.trunk(x)
         pooled = [masked_mean(h, mask), masked_max(h, mask)]  # 2 x (B, C)
         if self.position_bins:
             pooled.append(self._binned_mean(h, mask))  # (B, C * K)

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from biolens.errors import ModelError
+from biolens.models.finetune import load_matching as _load_matching
+from biolens.models.finetune import read_state as _read_state
 from biolens.models.image import ImageClassifier
 from biolens.models.registry import register_model
 
@@ -124,28 +126,6 @@ def load_pretrained(model: nn.Module, source: str) -> None:
     _load_matching(model, state, str(weights))
 
 
-def _read_state(path: Path) -> dict[str, Tensor]:
-    if path.is_dir():
-        path = path / "model.safetensors"
-    if not path.is_file():
-        raise ModelError(f"model.weights={path}: file not found; give a .safetensors/.pt state dict or a biolens run folder")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: nothing is unpickled
-    except Exception as e:  # noqa: BLE001  many formats, one message
-        raise ModelError(f"model.weights={path}: cannot read a state dict ({str(e).splitlines()[0][:100]})") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]  # a biolens checkpoint
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ModelError(f"model.weights={path}: not a state dict of tensors")
-    return state
-
-
 def load_starting_weights(model: ImageClassifier, path: str | Path) -> None:
     """Load a local state dict (``.safetensors``, ``.pt``) or another biolens run into ``model``.
 
@@ -159,25 +139,3 @@ def load_starting_weights(model: ImageClassifier, path: str | Path) -> None:
         state = {f"backbone.{k}": v for k, v in state.items()}
     _fit_first_conv(model, state)
     _load_matching(model, state, str(path))
-
-
-def _load_matching(model: nn.Module, state: dict[str, Tensor], where: str) -> None:
-    own = model.state_dict()
-    head = {f"head.{k}" for k in model.head.state_dict()} if hasattr(model, "head") else set()
-    shared = [k for k in own if k in state]
-    if not shared:
-        raise ModelError(f"{where}: no parameter names match the model {type(model).__name__}; is it weights for another architecture?")
-    mismatched = [k for k in shared if state[k].shape != own[k].shape and k not in head]
-    if mismatched:
-        shown = ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:5])
-        more = f" and {len(mismatched) - 5} more" if len(mismatched) > 5 else ""
-        raise ModelError(f"{where}: {len(mismatched)} weight shape(s) do not match the model: {shown}{more}; "
-                         "use the same architecture and model.params as the weights")
-    missing = [k for k in own if k not in state and k not in head and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise ModelError(f"{where}: {len(missing)} model weight(s) missing from the file: {', '.join(missing[:5])}; "
-                         "use the same architecture and model.params as the weights")
-    load = {k: state[k] for k in shared if state[k].shape == own[k].shape}
-    model.load_state_dict(load, strict=False)
-    reset = sorted(head - set(load))
-    log.info("loaded %d tensors from %s%s", len(load), where, "; new classifier head" if reset else "")

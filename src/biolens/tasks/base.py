@@ -78,6 +78,10 @@ class Codec:
     def stream(self, paths: Sequence[str], chunk_size: int) -> Iterator[Inputs]:
         raise NotImplementedError
 
+    def labelled(self, paths: Sequence[str]) -> bool:
+        """Whether any of ``paths`` carries labels (so every output row gets a label column)."""
+        return False
+
     def coerce(self, inputs: Any) -> Inputs:
         raise NotImplementedError
 

@@ -27,6 +27,7 @@ from biolens.data.splits import SPLITS, find_leakage
 from biolens.devices import resolve_channels_last
 from biolens.errors import ConfigError, InputError
 from biolens.models import create_model, model_info
+from biolens.models.finetune import set_up_finetuning
 from biolens.models.image import ImageClassifier
 from biolens.models.transfer import load_pretrained, load_starting_weights
 from biolens.tasks import image_inputs
@@ -68,8 +69,10 @@ class ImageCodec(Codec):
         return ImageBatches(split, batch_size, size=c.image_size, channels=c.channels, mean=c.mean, std=c.std,
                             device=device)
 
+    max_pixels: int | None = None  # the server may lower the run's pixel limit for uploads
+
     def from_uploads(self, names: Sequence[str], blobs: Sequence[bytes]) -> Encoded:
-        images, bad = image_inputs.decode_uploads(names, blobs, self.contract)
+        images, bad = image_inputs.decode_uploads(names, blobs, self.contract, self.max_pixels)
         if bad:
             first = min(bad)
             listing = "; ".join(f"files[{i}] {names[i]!r}: {reason}" for i, reason in sorted(bad.items()))
@@ -125,12 +128,9 @@ class ImageTask(Task):
             load_pretrained(model, m.pretrained)
         elif m.weights:
             load_starting_weights(model, m.weights)
-        if m.head_epochs >= self.cfg.train.epochs:
-            raise ConfigError(f"model.head_epochs={m.head_epochs} leaves no epoch to fine-tune (train.epochs={self.cfg.train.epochs})")
-        model.freeze("all" if m.head_epochs else m.freeze_until)
-        # discriminative LRs (guide 4.5): the optimizer asks the model for param_groups(lr)
-        model.backbone_lr_scale = m.backbone_lr_scale if m.backbone_lr_scale is not None else (
-            0.1 if (m.pretrained or m.weights) else 1.0)
+        set_up_finetuning(model, freeze_until=m.freeze_until, head_epochs=m.head_epochs,
+                          backbone_lr_scale=m.backbone_lr_scale, epochs=self.cfg.train.epochs,
+                          has_weights=bool(m.pretrained or m.weights))
         return model
 
     def contract(self) -> InputContract:
@@ -140,7 +140,8 @@ class ImageTask(Task):
             channels=d.channels, mean=d.mean, std=d.std, resize_to=d.resize_to,
             image_preprocessing={"augment_train": icfg.augment, "normalize": icfg.normalize, "crop_ratio": icfg.crop_ratio,
                                  "window_center": icfg.window_center, "window_width": icfg.window_width,
-                                 "stored_channels": d.report["stored_channels"], "eval": "resize + center crop"},
+                                 "stored_channels": d.report["stored_channels"], "eval": "resize + center crop",
+                                 "max_pixels": icfg.max_pixels},
         )
 
     def resolved_data_config(self) -> DataConfig:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import logging
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,9 +16,9 @@ from PIL import Image
 
 from biolens.contract import InputContract
 from biolens.data.images.cache import decode_all
-from biolens.data.images.decode import DICOM_SUFFIXES, GRAY_MODES, IMAGE_SUFFIXES, Window, to_uint8
+from biolens.data.images.decode import DEFAULT_MAX_PIXELS, DICOM_SUFFIXES, GRAY_MODES, IMAGE_SUFFIXES, Window, to_uint8
 from biolens.data.images.sources import read_folder, read_manifest
-from biolens.errors import DataError
+from biolens.errors import BiolensWarning, DataError
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,16 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
         text = str(item)
         p = Path(text)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+            found = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
             if not found:
                 raise DataError(f"{p}: no image files ({', '.join(IMAGE_SUFFIXES)}) in the folder; check the path")
+            skipped = [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
+            if skipped:  # every file in the folder is used or named here, --quiet or not
+                warnings.warn(f"{p}: skipped {len(skipped)} file(s) that are not images ({', '.join(IMAGE_SUFFIXES)}): "
+                              + ", ".join(str(f.relative_to(p)) for f in skipped[:10])
+                              + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""), BiolensWarning,
+                              stacklevel=3)
             out += found
         elif p.is_file():
             out.append(p)
@@ -48,11 +56,20 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path]) -> list[Path]:
     return out
 
 
+def _window(contract: InputContract) -> Window:
+    prep = contract.image_preprocessing
+    return Window(prep.get("window_center"), prep.get("window_width"))
+
+
+def max_pixels(contract: InputContract, limit: int | None = None) -> int:
+    """The pixel limit for a run's inputs: ``limit`` (e.g. the server's ``--max-pixels``), else the run's own."""
+    return int(limit or contract.image_preprocessing.get("max_pixels") or DEFAULT_MAX_PIXELS)
+
+
 def decode_for_model(paths: Sequence[Path], contract: InputContract) -> np.ndarray:
     """Decode files exactly as in training (resize to ``resize_to``); unreadable files are one error listing all."""
-    prep = contract.image_preprocessing
-    decoded = decode_all(paths, contract.resize_to or contract.image_size,
-                         Window(prep.get("window_center"), prep.get("window_width")), cache_dir=None)
+    decoded = decode_all(paths, contract.resize_to or contract.image_size, _window(contract), cache_dir=None,
+                         max_pixels=max_pixels(contract))
     if decoded.bad:
         listing = "; ".join(f"{paths[i]} ({r})" for i, r in sorted(decoded.bad.items()))
         raise DataError(f"{len(decoded.bad)} unreadable image file(s): {listing}; fix or remove them")
@@ -91,19 +108,18 @@ def _hide_path(reason: str, path: Path) -> str:
     return " ".join(text.replace(" )", ")").split())
 
 
-def decode_uploads(names: Sequence[str], blobs: Sequence[bytes], contract: InputContract
+def decode_uploads(names: Sequence[str], blobs: Sequence[bytes], contract: InputContract, limit: int | None = None
                    ) -> tuple[np.ndarray, dict[int, str]]:
     """Uploaded image bytes → uint8 ``(N, C, S, S)`` as ``decode_for_model`` decodes files, and the reason for each
     undecodable upload by index (reasons never show the temporary paths)."""
-    prep = contract.image_preprocessing
     with tempfile.TemporaryDirectory(prefix="biolens-upload-") as tmp:
         paths = []
         for i, (name, blob) in enumerate(zip(names, blobs, strict=True)):
             p = Path(tmp) / f"{i:05d}{_upload_suffix(name, blob[:132])}"  # never the upload's own name as a path
             p.write_bytes(blob)
             paths.append(p)
-        decoded = decode_all(paths, contract.resize_to or contract.image_size,
-                             Window(prep.get("window_center"), prep.get("window_width")), cache_dir=None)
+        decoded = decode_all(paths, contract.resize_to or contract.image_size, _window(contract), cache_dir=None,
+                             max_pixels=max_pixels(contract, limit))
         images = np.array(decoded.images)
         bad = {i: _hide_path(r, paths[i]) for i, r in decoded.bad.items()}
     return images, bad

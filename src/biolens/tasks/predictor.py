@@ -17,11 +17,13 @@ from biolens.bundle import check_run_dir, load_weights, read_yaml, verify_bundle
 from biolens.config import RunConfig, validate_config
 from biolens.contract import InputContract
 from biolens.devices import resolve_device
-from biolens.errors import BiolensError, BundleError, DataError
+from biolens.errors import BiolensError, BundleError, ConfigError, DataError
 from biolens.io import temp_beside
 from biolens.models import create_model
+from biolens.models.finetune import PRETRAIN_FILE
 from biolens.models.inference import predict_logits
 from biolens.tasks.base import Encoded, Inputs, codec_for
+from biolens.tasks.tiling import predict_tiles
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +91,24 @@ class Predictor:
         BundleError naming it. ``verify=False`` skips only the checksums (for a run folder still being written).
         """
         run_dir = check_run_dir(run)
+        if (run_dir / PRETRAIN_FILE).is_file():
+            raise BundleError(f"{run_dir} is a pretraining run (a masked-token encoder, no classifier); fine-tune it "
+                              f"first: biolens train --data DATA --weights {run_dir}")
         manifest = verify_bundle(run_dir) if verify else {}
         contract = InputContract.load(run_dir / "contract.json")
         try:
             config = validate_config(read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
         except BiolensError as e:
             raise BundleError(str(e)) from None
-        model = create_model(config.model.name, **dict(config.model.params))
+        try:
+            model = create_model(config.model.name, **dict(config.model.params))
+        except BiolensError as e:
+            raise BundleError(f"{run_dir / 'config.yaml'}: {e}") from None
         load_weights(model, run_dir / "model.safetensors")
+        broken = [n for n, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        if broken:
+            raise BundleError(f"{run_dir / 'model.safetensors'}: {len(broken)} weight tensor(s) hold NaN or Inf "
+                              f"({', '.join(broken[:3])}); the model is broken: retrain it (with a lower train.lr)")
         return cls(model, contract, config, run_dir, resolve_device(device), manifest)
 
     # ---- inputs ---------------------------------------------------------------------------------------------------
@@ -139,16 +151,27 @@ class Predictor:
         return probs
 
     def predict_files(self, paths: Sequence[str | Path], out: str | Path, batch_size: int = 256,
-                      chunk_size: int = 8192, progress: Progress | None = None) -> int:
+                      chunk_size: int = 8192, progress: Progress | None = None, *, tile: bool = False,
+                      stride: int | None = None, aggregate: str = "max") -> int:
         """Stream files (FASTA/CSV for sequence runs; image files, folders, globs for image runs) through the model
         into one CSV (written atomically), ``chunk_size`` items at a time so memory does not grow with the input.
         Returns rows written. ``progress(done, total)`` is called after every chunk (``total`` is None when the
-        length of the stream is unknown until its end, as for sequence files)."""
+        length of the stream is unknown until its end, as for sequence files).
+
+        ``tile=True`` (sequence runs): sequences longer than the model's ``max_len`` are cut into tiles ``stride``
+        apart (default half the length) instead of truncated; ``out`` gets one row per sequence with the mean and max
+        of P(class) over its tiles (``aggregate`` picks the one that decides), ``<stem>.tiles.csv`` one row per tile
+        (``tasks/tiling.py``)."""
         if isinstance(paths, (str, Path)):
             paths = [paths]
         paths = [str(p) for p in paths]
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        if stride is not None and not tile:
+            raise ConfigError(f"stride {stride} sets the step between tiles; pass tile=True too, or drop stride")
+        if tile:
+            return predict_tiles(self, paths, writable_output(out), stride=stride, aggregate=aggregate,
+                                 batch_size=batch_size, chunk_size=chunk_size, progress=progress)
+        out = writable_output(out)
+        with_labels = self.codec.labelled(paths)  # one schema for every row: a label column for all, or for none
         fd, tmp = temp_beside(out)
         n, header = 0, True
         try:
@@ -156,7 +179,8 @@ class Predictor:
                 for got in self.codec.stream(paths, chunk_size):
                     if got.labels is not None:
                         self.codec.labels_to_index(got)  # unknown labels are an error
-                    frame = prediction_frame(self.contract, got.ids, self._probs(got, batch_size), got.labels)
+                    labels = got.labels if got.labels is not None else ([""] * len(got) if with_labels else None)
+                    frame = prediction_frame(self.contract, got.ids, self._probs(got, batch_size), labels)
                     frame.to_csv(fh, index=False, header=header, float_format="%.6f", quoting=csv.QUOTE_MINIMAL)
                     header, n = False, n + len(frame)
                     if progress is not None:
@@ -164,10 +188,30 @@ class Predictor:
             if n == 0:
                 raise DataError(f"no records in {', '.join(paths)}; nothing to predict")
             os.replace(tmp, out)
+        except OSError as e:  # disk full, a file-size limit, a folder that went away: nothing half-written stays
+            Path(tmp).unlink(missing_ok=True)
+            raise DataError(f"cannot write {out} ({e.strerror or e}); free disk space or choose another path") from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return n
+
+
+def writable_output(out: str | Path) -> Path:
+    """``out`` as a file path whose folder exists (or is created) and is writable; one-line errors otherwise."""
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(f"out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"out {out}: cannot create the folder {out.parent} ({e.strerror}); choose another path") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise DataError(f"out {out}: the folder {out.parent} is not writable; choose another path or fix its "
+                        "permissions")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise DataError(f"out {out} exists and is read-only; choose another path or fix its permissions")
+    return out
 
 
 def predict(run: str | Path, inputs: Any, **kwargs: Any) -> pd.DataFrame:

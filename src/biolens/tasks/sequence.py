@@ -19,12 +19,14 @@ from biolens.data.augment import gc_content
 from biolens.data.dataset import SequenceBatches, SequenceData
 from biolens.data.encoding import RecordError, decode, encode
 from biolens.data.prepare import PreparedData, encode_for_model, prepare_sequences
-from biolens.data.readers import Records, check_file, iter_chunks, read_source
+from biolens.data.readers import Records, check_file, has_labels, iter_chunks, read_source
 from biolens.data.splits import SPLITS
 from biolens.errors import ConfigError, DataError, InputError
 from biolens.io import fingerprint_arrays
 from biolens.models import create_model, model_info
 from biolens.models.inference import min_input_length
+from biolens.models.finetune import (check_sequence_start, load_matching, read_starting_weights, recorded_model,
+                                   set_up_finetuning)
 from biolens.tasks.base import Codec, Encoded, Inputs, Task, register_task
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,9 @@ class SequenceCodec(Codec):
         for path in paths:
             for recs in iter_chunks(path, chunk_size, **self._columns()):
                 yield self._inputs(recs)
+
+    def labelled(self, paths: Sequence[str]) -> bool:
+        return any(has_labels(p, **self._columns()) for p in paths)
 
     def coerce(self, inputs: Any) -> Inputs:
         """A file path (FASTA/CSV/TSV, gz ok), a list of them, a sequence string or a list of sequences."""
@@ -167,6 +172,15 @@ class SequenceTask(Task):
     def detect(cls, cfg: RunConfig) -> bool:
         return True  # the fallback (lowest priority): what no other kind claims is read as sequences
 
+    @classmethod
+    def model_name(cls, cfg: RunConfig) -> str:
+        """``model.name``; with ``model.weights`` from a run folder and no name, the weights' own architecture."""
+        if cfg.model.weights and not cfg.model.name:
+            recorded = recorded_model(cfg.model.weights)
+            if recorded:
+                cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": recorded})})
+        return super().model_name(cfg)
+
     def prepare(self) -> None:
         self.data: PreparedData = prepare_sequences(self.cfg.data, seed=self.cfg.train.seed)
         self.with_gc = False
@@ -181,9 +195,12 @@ class SequenceTask(Task):
 
     def build_model(self) -> nn.Module:
         cfg, data = self.cfg, self.data
-        if cfg.model.pretrained or cfg.model.weights or cfg.model.freeze_until or cfg.model.head_epochs:
-            raise ConfigError("model.pretrained, model.weights, model.freeze_until and model.head_epochs are for image "
-                              "models; remove them for sequence data")
+        if cfg.model.pretrained:
+            raise ConfigError(f"model.pretrained={cfg.model.pretrained} is for image models; start a sequence model "
+                              "from model.weights=RUN (a `biolens pretrain` run or another sequence run)")
+        start = read_starting_weights(cfg.model.weights) if cfg.model.weights else None
+        if start is not None:
+            check_sequence_start(start, cfg.model.name, data.alphabet.name)
         spec = model_info(cfg.model.name)
         wants_gc = "gc" in spec.cls.aux_inputs
         with_gc = cfg.data.gc_input if cfg.data.gc_input is not None else wants_gc
@@ -195,15 +212,23 @@ class SequenceTask(Task):
             raise ConfigError(f"model {cfg.model.name!r} takes no GC input; use promoter_predictor or drop gc_input")
         self.with_gc = with_gc
         params = {k: v for k, v in cfg.model.params.items() if k not in ("vocab_size", "num_classes")}
+        if start is not None:
+            params = {**start.params, **params}  # the weights' architecture; model.params may change e.g. dropout
         model = create_model(cfg.model.name, vocab_size=data.alphabet.vocab_size, num_classes=len(data.class_names),
                              **params)
+        if start is not None:
+            load_matching(model, start.state, start.where)
+        set_up_finetuning(model, freeze_until=cfg.model.freeze_until, head_epochs=cfg.model.head_epochs,
+                          backbone_lr_scale=cfg.model.backbone_lr_scale, epochs=cfg.train.epochs,
+                          has_weights=start is not None)
         self.min_width = min_input_length(model)  # batches of shorter sequences are padded to what the model reads
         return model
 
     def contract(self) -> InputContract:
         d = self.data
         return InputContract(task=self.kind, class_names=d.class_names, positive_class=d.positive_class,
-                             alphabet=d.alphabet.name, max_len=d.max_len, aux_inputs=["gc"] if self.with_gc else [])
+                             alphabet=d.alphabet.name, max_len=d.max_len, aux_inputs=["gc"] if self.with_gc else [],
+                             genome=d.genome)
 
     def resolved_data_config(self) -> DataConfig:
         return self.data.config

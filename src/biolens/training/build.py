@@ -20,12 +20,14 @@ from biolens.data.sampling import balanced_weights
 from biolens.errors import ConfigError
 from biolens.metrics import check_monitor, monitor_direction
 from biolens.training.callbacks import (EarlyStopping, EpochLogger, HistoryWriter, LRMonitor, ModelCheckpoint,
-                                        ProgressBar, StagedUnfreeze, TensorBoardLogger)
+                                        ProgressBar, StagedUnfreeze)
 from biolens.training.plots import fit_verdict, plot_history
+from biolens.training.distill import DistillationLoss
 from biolens.training.distributed import Dist, wrap
 from biolens.training.losses import make_loss
 from biolens.training.optim import make_optimizer
 from biolens.training.schedules import make_scheduler
+from biolens.training.tracking import check_tracking, tracking_callbacks
 from biolens.training.trainer import Callback, Trainer
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train:
                                step_size=t.step_size, gamma=t.step_gamma, warmup_epochs=t.warmup_epochs,
                                min_lr=t.min_lr)
     loss_fn = build_loss(t, y_train, num_classes).to(device)
+    if cfg.model.teacher:  # the batches carry the teacher's logits (workflows/train wraps them in TeacherBatches)
+        loss_fn = DistillationLoss(loss_fn, t.distill_temperature, t.distill_alpha)
     if getattr(train_batches, "channels_last", False):  # image batches on CUDA: NHWC model to match (cuDNN fast path)
         model.to(memory_format=torch.channels_last)
     net = wrap(model, dist, device)
@@ -89,8 +93,7 @@ def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train:
         checkpoint = ModelCheckpoint(run_dir, t.monitor, mode=mode, every=t.checkpoint_every,
                                      config=cfg.model_dump(mode="json"))
         callbacks += [checkpoint, HistoryWriter(run_dir), LRMonitor(run_dir), EpochLogger()]
-        if t.tensorboard:
-            callbacks.append(TensorBoardLogger(run_dir))
+        callbacks += tracking_callbacks(cfg, run_dir)  # TensorBoard, MLflow (train.tensorboard, train.mlflow)
         if progress:
             callbacks.append(ProgressBar(steps))
     if t.early_stopping_patience:
@@ -139,9 +142,5 @@ def preflight(cfg: RunConfig, model: nn.Module, n_train: int, y_train: np.ndarra
     make_scheduler(t.schedule, opt, epochs=t.epochs, steps_per_epoch=-(-batches // t.accumulate),
                    warmup_epochs=t.warmup_epochs)
     build_loss(t, y_train, num_classes)
-    if t.tensorboard and dist.is_main:
-        try:
-            import torch.utils.tensorboard  # noqa: F401
-        except ImportError:
-            raise ConfigError("train.tensorboard needs the tensorboard package; pip install tensorboard, or drop "
-                              "train.tensorboard") from None
+    if dist.is_main:
+        check_tracking(cfg)  # tensorboard / mlflow installed, the MLflow URI well-formed

@@ -12,10 +12,10 @@ from typing import Any
 
 
 from biolens.bundle import save_weights
-from biolens.errors import ConfigError
 from biolens.metrics import monitor_direction
 from biolens.training.state import save_checkpoint
-from biolens.training.trainer import Callback, Trainer
+from biolens.training.tracking import TensorBoardLogger  # noqa: F401  (lives with the MLflow logger)
+from biolens.training.trainer import Callback, Trainer, TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +91,30 @@ class ModelCheckpoint(Callback):
         logs["best"] = improved
         if improved:
             self.best, self.best_epoch = logs[self.monitor], trainer.epoch
-            save_weights(trainer.model, self.run_dir / "model.safetensors")
+            _written(lambda: save_weights(trainer.model, self.run_dir / "model.safetensors"),
+                     self.run_dir / "model.safetensors")
 
     def after_epoch(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         ckpt = self.run_dir / "checkpoints"
-        ckpt.mkdir(parents=True, exist_ok=True)
+        _written(lambda: ckpt.mkdir(parents=True, exist_ok=True), ckpt)
         improved = logs["best"]
         state = {**trainer.state_dict(), "best": self.best, "config": self.config}
-        save_checkpoint(state, ckpt / "last.pt")
+        _written(lambda: save_checkpoint(state, ckpt / "last.pt"), ckpt / "last.pt")
         if improved:
-            save_checkpoint(state, ckpt / "best.pt")
+            _written(lambda: save_checkpoint(state, ckpt / "best.pt"), ckpt / "best.pt")
         if self.every and trainer.epoch % self.every == 0:
-            save_checkpoint(state, ckpt / f"epoch_{trainer.epoch:03d}.pt")
+            _written(lambda: save_checkpoint(state, ckpt / f"epoch_{trainer.epoch:03d}.pt"),
+                     ckpt / f"epoch_{trainer.epoch:03d}.pt")
+
+
+def _written(write: Any, path: Path) -> None:
+    """Run an (atomic) write; a full disk, a file-size limit or a read-only folder is one line, and the file it
+    would have replaced is still the previous, complete one."""
+    try:
+        write()
+    except OSError as e:
+        raise TrainingError(f"cannot write {path} ({e.strerror or e}); free disk space or make the run folder "
+                            "writable; the previous checkpoint is unchanged") from None
 
 
 class LRMonitor(Callback):
@@ -128,31 +140,6 @@ class LRMonitor(Callback):
             w = csv.writer(fh)
             w.writerow(header)
             w.writerows([[int(r[0]), int(r[1]), *(f"{v:.6g}" for v in r[2:])] for r in self.rows])
-
-
-class TensorBoardLogger(Callback):
-    """Scalars per epoch (losses, metrics) and LR per step in ``RUN/tensorboard`` (``torch.utils.tensorboard``)."""
-
-    def __init__(self, run_dir: str | Path):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ConfigError("train.tensorboard needs the tensorboard package; pip install tensorboard, or drop "
-                              "--tensorboard") from None
-        self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
-
-    def on_batch_end(self, trainer: Trainer, loss: float) -> None:
-        self.writer.add_scalar("lr", trainer.lr, trainer.step)
-        self.writer.add_scalar("train/batch_loss", loss, trainer.step)
-
-    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
-        for k, v in logs.items():
-            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                self.writer.add_scalar(k.replace("_", "/", 1), v, trainer.epoch)
-        self.writer.flush()
-
-    def on_fit_end(self, trainer: Trainer) -> None:
-        self.writer.close()
 
 
 class HistoryWriter(Callback):

@@ -240,7 +240,7 @@ class Trainer:
                 with sync:
                     with self._autocast():
                         logits = self._forward(batch)
-                        loss = self.loss_fn(logits, batch["y"])
+                        loss = self._loss(logits, batch)
                     value = loss.item()
                     if not math.isfinite(value):
                         self._fail("loss", value, batch)
@@ -258,6 +258,12 @@ class Trainer:
             self._call("on_batch_end", step_loss)
         self.batches_done = 0
         return self._reduce({"loss": total_loss, "acc": float(correct)}, seen)
+
+    def _loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``loss_fn(logits, y)``, plus the batch entries the loss declares it reads (``batch_keys``, e.g. a
+        distillation loss's ``teacher_logits``)."""
+        extra = {k: batch[k] for k in getattr(self.loss_fn, "batch_keys", ()) if k in batch}
+        return self.loss_fn(logits, batch["y"], **extra)
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         try:
@@ -302,7 +308,7 @@ class Trainer:
         for batch in batches:
             with self._autocast():
                 logits = self._forward(batch)
-                loss = self.loss_fn(logits, batch["y"])
+                loss = self._loss(logits, batch)
             n = batch["y"].shape[0]
             total_loss += loss.item() * n
             correct += int(correct_count(logits, batch["y"]))

@@ -1,28 +1,30 @@
 """``biolens report RUN`` and ``biolens compare RUN…``: the run's evaluation, figures and doctor findings as one
-self-contained HTML page and its Markdown twin; a side-by-side table of several runs."""
+self-contained HTML page and its Markdown twin; a side-by-side table of several runs (``workflows/compare.py``, with
+the checks that the runs were tested on the same data and the paired tests)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from biolens.bundle import check_run_dir, refresh_manifest, verify_bundle
 from biolens.doctor.run import report_sections
 from biolens.evaluation.evaluate import EvalOptions
 from biolens.evaluation.report import (attach_examples, confident_mistakes, headline, html_page, markdown, summary_lines)
-from biolens.metrics import metric_names
 from biolens.training.plots import plot_history
+from biolens.workflows.compare import Comparison, compare_runs  # noqa: F401  (biolens compare)
+from biolens.workflows.baselines import report_comparisons
 from biolens.workflows.evaluate import evaluate_run
 
 log = logging.getLogger(__name__)
 
 
-def build_report(run: str | Path, *, n_resamples: int = 1000) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` into the run; evaluates the test split first if needed."""
+def build_report(run: str | Path, *, n_resamples: int = 1000, baselines: bool = False) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.md`` into the run; evaluates the test split first if needed.
+
+    Sequence runs get a Baselines table (a k-mer logistic regression, fitted when missing; ``baselines=True`` also
+    trains a BiGRU, see ``workflows/baselines.py``); distilled runs a Distillation table."""
     run_dir = check_run_dir(run)
     verify_bundle(run_dir)  # a report describes the files as trained and evaluated, never a changed copy
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
@@ -52,22 +54,9 @@ def build_report(run: str | Path, *, n_resamples: int = 1000) -> tuple[Path, Pat
     md = markdown(run_dir, summary, head, data_report, config, figures, mistakes)
     page = html_page(run_dir, summary, head, data_report, config, figures, mistakes)
     md, page = report_sections(run_dir, md, page)  # the doctor's findings on this run, before the Data section
+    md, page, extra = report_comparisons(run_dir, md, page, bigru=baselines)  # baselines, teacher vs student
+    written += extra
     (run_dir / "report.md").write_text(md)
     (run_dir / "report.html").write_text(page)
     refresh_manifest(run_dir, written=written)
     return run_dir / "report.html", run_dir / "report.md"
-
-
-def compare_runs(runs: list[str | Path]) -> list[dict[str, Any]]:
-    """One row per run: name, model, test metrics (headline values at the run's threshold)."""
-    rows = []
-    for run in runs:
-        run_dir = check_run_dir(run)
-        metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-        head = headline(metrics.get("test", {}))
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-        row: dict[str, Any] = {"run": str(run_dir), "model": cfg.get("model", {}).get("name"), "n": head.get("n")}
-        row.update({k: head.get(k) for k in metric_names() if k in head})
-        rows.append(row)
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    return [{k: r.get(k) for k in keys} for r in rows]

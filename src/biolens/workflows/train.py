@@ -7,6 +7,8 @@ field, and leaves no run folder behind. The result carries the metrics, the run 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,11 +20,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from biolens.bundle import load_weights, make_run_dir, write_manifest
+from biolens.bundle import check_run_dir_writable, load_weights, make_run_dir, remove_temporaries, write_manifest
 from biolens.config import DataConfig, ModelConfig, RunConfig, TrainConfig, as_config, load_config, validate_config
 from biolens.contract import InputContract
 from biolens.devices import resolve_device, seed_everything
-from biolens.errors import ConfigError
+from biolens.errors import BiolensError, ConfigError
 from biolens.io import atomic_write_text, write_json
 from biolens.metrics import classification_metrics
 from biolens.models.inference import predict_logits
@@ -30,8 +32,11 @@ from biolens.tasks import Predictor, Task, make_task, write_predictions
 from biolens.training import distributed
 from biolens.training.build import build_trainer, configure_batches, preflight, shard, write_summary
 from biolens.training.checklist import pretraining_checklist, save_checklist
+from biolens.training.distill import TeacherBatches, load_teacher
 from biolens.training.state import load_checkpoint
+from biolens.training.tracking import finish_tracking
 from biolens.training.trainer import Callback, TrainingError
+from biolens.workflows.distill import distillation_summary
 from biolens.workflows.inputs import Staged, is_in_memory, stage
 
 log = logging.getLogger(__name__)
@@ -199,8 +204,30 @@ def train(
             staged.discard()  # moved into the run on success; removed when training failed
 
 
+def input_files(data: DataConfig) -> list[Path]:
+    """Every existing file the data section reads (``LABEL=FILE`` entries included): what ``overwrite`` must keep."""
+    items = [data.path] if isinstance(data.path, str) else list(data.path)
+    items += [v for v in (data.val, data.test, data.labels) if v]
+    items += [v for name in ("intervals", "genome", "blacklist") for v in _as_list(getattr(data, name, None))]
+    out = []
+    for item in items:
+        for candidate in (item, item.partition("=")[2]):
+            if candidate and Path(candidate).exists():
+                out.append(Path(candidate))
+                break
+    return out
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
 def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progress: bool, overwrite: bool,
            callbacks: list[Callback] | None, force: bool) -> TrainResult:
+    if resume is None:  # a folder that cannot be (re)made fails now, before the data are read
+        check_run_dir_writable(cfg.out, overwrite, keep=input_files(cfg.data))
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     dist, device = distributed.init(resolve_device(cfg.train.device))
     task = make_task(cfg)
@@ -209,14 +236,17 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
     cfg = cfg.model_copy(update={"data": task.resolved_data_config(),
                                  "model": task.cfg.model.model_copy(update={"params": model.config})})
     contract = task.contract()
+    teacher = load_teacher(cfg.model.teacher, contract, device) if cfg.model.teacher else None
     state = _resume_state(resume, cfg, device) if resume is not None else None
+    if resume is not None and not os.access(resume, os.W_OK | os.X_OK):
+        raise ConfigError(f"resume {resume}: the run folder is read-only; make it writable to continue training")
     preflight(cfg, model, task.size("train"), task.labels("train"), len(contract.class_names), dist)
     checklist = pretraining_checklist(cfg, task, model, force=force)
     if cfg.train.sampler == "weighted" or dist.world_size > 1:  # can this task's batches do it? ask before any folder
         configure_batches(task.batches("train", train=True, device=torch.device("cpu")), cfg.train,
                           task.labels("train"), dist)
     if dist.is_main and resume is None:
-        make_run_dir(cfg.out, overwrite=overwrite)
+        make_run_dir(cfg.out, overwrite=overwrite, keep=input_files(cfg.data))
     run_dir = Path(cfg.out)
     if staged is not None and dist.is_main:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(staged.move_into(run_dir))})})
@@ -227,11 +257,33 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
     try:
         if dist.is_main:
             save_checklist(checklist, run_dir, force)
-        return _train_into(cfg, task, model, contract, run_dir, device, progress, callbacks or [], dist, state)
+        return _train_into(cfg, task, model, contract, run_dir, device, progress, callbacks or [], dist, state,
+                           teacher=teacher)
+    except Exception as e:
+        note = _set_aside(run_dir) if dist.is_main and resume is None else None
+        if note is not None and isinstance(e, BiolensError):
+            raise type(e)(f"{e}; {note}") from None
+        raise
     finally:
         logging.getLogger("biolens").removeHandler(file_log)
         file_log.close()
         distributed.shutdown()
+
+
+def _set_aside(run_dir: Path) -> str | None:
+    """After a failed training: remove the run folder it created, or, when it holds a checkpoint worth resuming,
+    move it aside to ``RUN.failed`` (``RUN.failed-2``…) so that ``RUN`` never looks like a finished run."""
+    if not run_dir.is_dir():
+        return None
+    if not (run_dir / "checkpoints" / "last.pt").is_file():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return f"nothing was kept ({run_dir} removed)"
+    target, k = run_dir.with_name(run_dir.name + ".failed"), 1
+    while target.exists():
+        k += 1
+        target = run_dir.with_name(f"{run_dir.name}.failed-{k}")
+    os.replace(run_dir, target)
+    return f"the unfinished run was moved to {target} (resume it with resume={target})"
 
 
 def _resume_state(run: Path, cfg: RunConfig, device: torch.device) -> dict[str, Any]:
@@ -241,7 +293,8 @@ def _resume_state(run: Path, cfg: RunConfig, device: torch.device) -> dict[str, 
         if getattr(saved, section) != getattr(cfg, section):
             raise ConfigError(f"resume {run}: the {section} section differs from {run}/config.yaml; resume "
                               f"with the run's own {section} (only train options such as train.epochs may change)")
-    may_change = {"epochs", "early_stopping_patience", "device", "tensorboard", "checkpoint_every", "compile"}
+    may_change = {"epochs", "early_stopping_patience", "device", "tensorboard", "checkpoint_every", "compile",
+                  "tensorboard_histograms", "mlflow", "mlflow_experiment"}
     if saved.train.schedule in ("cosine", "warmup_cosine", "onecycle"):
         may_change.discard("epochs")  # these schedules are laid out over the whole run at the start
     old, new = saved.train.model_dump(), cfg.train.model_dump()
@@ -254,7 +307,7 @@ def _resume_state(run: Path, cfg: RunConfig, device: torch.device) -> dict[str, 
 
 def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputContract, run_dir: Path,
                 device: torch.device, progress: bool, extra: list[Callback], dist: distributed.Dist | None = None,
-                state: dict[str, Any] | None = None) -> TrainResult:
+                state: dict[str, Any] | None = None, teacher: Predictor | None = None) -> TrainResult:
     dist = dist or distributed.Dist()
     if dist.is_main:
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
@@ -269,6 +322,8 @@ def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputCon
     model.to(device)
     train_b = task.batches("train", train=True, device=device)
     val_b = task.batches("val", train=False, device=device)
+    if teacher is not None:  # soft targets computed on the fly, on the inputs the student sees
+        train_b, val_b = (TeacherBatches(b, teacher.model, teacher.contract.max_len) for b in (train_b, val_b))
     trainer, checkpoint = build_trainer(cfg, model, train_b, task.labels("train"), len(contract.class_names),
                                         run_dir=run_dir, device=device, dist=dist, progress=progress, extra=extra,
                                         positive_index=contract.positive_index)
@@ -279,7 +334,11 @@ def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputCon
     try:
         history = trainer.fit(train_b, val_b)
     except TrainingError as e:
-        raise TrainingError(f"{e}; the last good checkpoint is {run_dir / 'checkpoints' / 'last.pt'}") from None
+        finish_tracking(trainer.callbacks, failed=True)
+        raise TrainingError(f"{e}; the last good checkpoint is checkpoints/last.pt") from None
+    except BaseException:
+        finish_tracking(trainer.callbacks, failed=True)  # the MLflow run is marked failed, TensorBoard closed
+        raise
     if not dist.is_main:
         return TrainResult(run_dir, {}, history, task.report())
     write_summary(cfg, trainer, dist, run_dir, resumed=state is not None)
@@ -294,6 +353,10 @@ def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputCon
         if split == "test":
             write_predictions(run_dir / "predictions.csv", task.ids(split), y, probs, contract)
     write_json(run_dir / "metrics.json", metrics)
+    if teacher is not None:
+        distillation_summary(run_dir, model, teacher, task, metrics, device)
+    remove_temporaries(run_dir)  # what interrupted writes of an earlier (killed, resumed) process left behind
     write_manifest(run_dir, dataset_fingerprint=task.fingerprint())
+    finish_tracking(trainer.callbacks, run_dir, metrics)  # final metrics, the run folder and the bundle
     log.info("test accuracy %.4f (best epoch %d); run folder %s", metrics["test"]["accuracy"], checkpoint.best_epoch, run_dir)
     return TrainResult(run_dir, metrics, history, task.report())

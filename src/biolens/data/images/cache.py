@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from biolens.data.cachedir import cache_root, file_stamp
-from biolens.data.images.decode import DecodeError, Window, decode_image, probe_channels
+from biolens.data.cachedir import cache_root, file_stamp, writable_cache
+from biolens.data.images.decode import DEFAULT_MAX_PIXELS, DecodeError, Window, decode_image, probe_channels
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,11 @@ def decode_count() -> int:
     return _decodes
 
 
-def _decode(path: Path, size: int, channels: int, window: Window) -> np.ndarray:
+def _decode(path: Path, size: int, channels: int, window: Window, max_pixels: int) -> np.ndarray:
     global _decodes
     with _lock:
         _decodes += 1
-    return decode_image(path, size, channels, window)
+    return decode_image(path, size, channels, window, max_pixels)
 
 
 def default_cache_dir() -> Path:
@@ -57,8 +57,9 @@ class Decoded:
     from_cache: bool
 
 
-def cache_key(paths: Sequence[Path], size: int, window: Window) -> str:
-    h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{window.center}|{window.width}".encode())
+def cache_key(paths: Sequence[Path], size: int, window: Window, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    limit = "" if max_pixels == DEFAULT_MAX_PIXELS else f"|px{max_pixels}"  # which files are refused depends on it
+    h = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{window.center}|{window.width}{limit}".encode())
     for p in paths:
         h.update(file_stamp(p).encode())
     return h.hexdigest()[:32]
@@ -68,10 +69,10 @@ def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def _probe_all(paths: Sequence[Path], pool: ThreadPoolExecutor) -> tuple[int, dict[int, str]]:
+def _probe_all(paths: Sequence[Path], pool: ThreadPoolExecutor, max_pixels: int) -> tuple[int, dict[int, str]]:
     def probe(i: int) -> tuple[int, int | None, str | None]:
         try:
-            return i, probe_channels(paths[i]), None
+            return i, probe_channels(paths[i], max_pixels), None
         except DecodeError as e:
             return i, None, str(e)
         except OSError as e:
@@ -86,8 +87,8 @@ def _probe_all(paths: Sequence[Path], pool: ThreadPoolExecutor) -> tuple[int, di
     return channels, bad
 
 
-def decode_all(paths: Sequence[Path], size: int, window: Window = Window(), cache_dir: Path | None = None
-               ) -> Decoded:
+def decode_all(paths: Sequence[Path], size: int, window: Window = Window(), cache_dir: Path | None = None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     """Decode every file (or reuse the cache entry); unreadable files are collected in ``bad``, never replaced.
 
     Args:
@@ -100,7 +101,7 @@ def decode_all(paths: Sequence[Path], size: int, window: Window = Window(), cach
     meta_file = data_file = None
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
-        key = cache_key(paths, size, window)
+        key = cache_key(paths, size, window, max_pixels)
         meta_file, data_file = cache_dir / f"{key}.json", cache_dir / f"{key}.u8"
         if meta_file.is_file() and data_file.is_file():
             meta = json.loads(meta_file.read_text())
@@ -108,10 +109,10 @@ def decode_all(paths: Sequence[Path], size: int, window: Window = Window(), cach
             log.info("image cache hit: %d images from %s", len(paths), data_file)
             return Decoded(images, {int(k): v for k, v in meta["bad"].items()}, data_file, True)
     with ThreadPoolExecutor(_workers()) as pool:
-        channels, bad = _probe_all(paths, pool)
+        channels, bad = _probe_all(paths, pool, max_pixels)
         shape = (len(paths), channels, size, size)
         if data_file is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
+            writable_cache(cache_dir, "data.image.cache_dir")
             tmp = data_file.with_name(f".{data_file.name}.{os.getpid()}.tmp")
             images = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
         else:
@@ -119,7 +120,7 @@ def decode_all(paths: Sequence[Path], size: int, window: Window = Window(), cach
 
         def work(i: int) -> tuple[int, str | None]:
             try:
-                images[i] = _decode(paths[i], size, channels, window)
+                images[i] = _decode(paths[i], size, channels, window, max_pixels)
                 return i, None
             except DecodeError as e:
                 return i, str(e)

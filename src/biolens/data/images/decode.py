@@ -1,7 +1,14 @@
-"""Decoding one image file to a resized uint8 array: JPEG/PNG/BMP/TIFF through Pillow, DICOM through pydicom.
+"""Decoding one image file to a resized uint8 array: JPEG/PNG/BMP/TIFF/GIF/WebP through Pillow, DICOM through
+pydicom.
 
 Every decoder returns ``(C, S, S)`` uint8 with ``C`` = 1 (grayscale) or 3 (RGB) and raises :class:`DecodeError`
 with a short reason for a file it cannot read. Nothing here substitutes a dummy image.
+
+- The pixel count is checked from the header before any pixel is decoded (``max_pixels``, default
+  ``DEFAULT_MAX_PIXELS``; Pillow's decompression-bomb guard is a second line), so a 100,000 × 100,000 PNG header is a
+  one-line reason, not gigabytes of memory.
+- EXIF orientation is applied (``ImageOps.exif_transpose``): a phone photo of a film is read the way it is shown.
+- Animated GIF/WebP: the first frame.
 """
 
 from __future__ import annotations
@@ -12,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
-PIL_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+PIL_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+DEFAULT_MAX_PIXELS = 40_000_000  # width × height (× frames) a file may declare: about 120 MB of RGB, decoded
 DICOM_SUFFIXES = (".dcm", ".dicom")
 IMAGE_SUFFIXES = PIL_SUFFIXES + DICOM_SUFFIXES
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -38,17 +46,30 @@ def is_dicom(path: str | Path) -> bool:
     return Path(path).suffix.lower() in DICOM_SUFFIXES
 
 
-def probe_channels(path: str | Path) -> int:
-    """1 or 3 from the header only (no pixel decode); raises DecodeError for unreadable headers."""
+def _check_pixels(width: int, height: int, frames: int, max_pixels: int) -> None:
+    n = int(width) * int(height) * max(int(frames), 1)
+    if n > max_pixels:
+        raise DecodeError(f"{width} × {height}{f' × {frames} frames' if frames > 1 else ''} = {n:,} pixels, over the "
+                          f"limit of {max_pixels:,} (data.image.max_pixels); downscale the image or raise the limit")
+
+
+def probe_channels(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """1 or 3 from the header only (no pixel decode); raises DecodeError for unreadable headers and for images
+    that declare more than ``max_pixels`` pixels."""
     p = Path(path)
     if p.stat().st_size == 0:
         raise DecodeError("empty file (0 bytes)")
     if is_dicom(p):
         ds = _read_dicom(p, stop_before_pixels=True)
+        _check_pixels(int(getattr(ds, "Columns", 0) or 0), int(getattr(ds, "Rows", 0) or 0),
+                      int(getattr(ds, "NumberOfFrames", 1) or 1), max_pixels)
         return 3 if int(getattr(ds, "SamplesPerPixel", 1)) == 3 else 1
     try:
         with Image.open(p) as im:
+            _check_pixels(im.size[0], im.size[1], 1, max_pixels)
             return 1 if im.mode in GRAY_MODES or (im.mode == "P" and _palette_is_gray(im)) else 3
+    except Image.DecompressionBombError as e:
+        raise DecodeError(f"decompression bomb refused ({_short(e)})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DecodeError(f"not a readable image ({_short(e)})") from None
 
@@ -123,10 +144,12 @@ def _first(value: object) -> float:
     return float(value[0]) if isinstance(value, MutableSequence | list | tuple) else float(value)
 
 
-def _pil_pixels(path: Path, channels: int) -> np.ndarray:
+def _pil_pixels(path: Path, channels: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     try:
-        with Image.open(path) as im:
-            im.load()  # a truncated JPEG/PNG fails here, not later in training
+        with Image.open(path) as opened:
+            _check_pixels(opened.size[0], opened.size[1], 1, max_pixels)  # from the header, before decoding
+            opened.load()  # a truncated JPEG/PNG fails here, not later in training
+            im = ImageOps.exif_transpose(opened) or opened  # EXIF orientation: as the image is shown
             if channels == 3:
                 return np.asarray(im.convert("RGB"))
             if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -136,7 +159,8 @@ def _pil_pixels(path: Path, channels: int) -> np.ndarray:
         raise DecodeError(f"cannot decode image ({_short(e)})") from None
 
 
-def decode_image(path: str | Path, size: int, channels: int, window: Window = Window()) -> np.ndarray:
+def decode_image(path: str | Path, size: int, channels: int, window: Window = Window(),
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode, convert to ``channels`` and resize to ``(size, size)`` → ``(C, size, size)`` uint8.
 
     Raises:
@@ -149,9 +173,10 @@ def decode_image(path: str | Path, size: int, channels: int, window: Window = Wi
     except OSError as e:
         raise DecodeError(f"cannot open ({_short(e)})") from None
     if is_dicom(p):
+        probe_channels(p, max_pixels)  # the header's size, before the pixels are decoded
         arr = dicom_pixels(p, window)
     else:
-        arr = _pil_pixels(p, channels)
+        arr = _pil_pixels(p, channels, max_pixels)
     if arr.ndim == 2 and channels == 3:
         arr = np.repeat(arr[..., None], 3, axis=-1)
     elif arr.ndim == 3 and channels == 1:

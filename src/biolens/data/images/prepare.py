@@ -151,8 +151,15 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
         size = icfg.image_size or DEFAULT_SIZE
         resize_to = max(size, round(size / icfg.crop_ratio))
         cache_dir = (Path(icfg.cache_dir) if icfg.cache_dir else default_cache_dir()) if icfg.cache else None
-        decoded = decode_all(recs.paths, resize_to, Window(icfg.window_center, icfg.window_width), cache_dir)
+        decoded = decode_all(recs.paths, resize_to, Window(icfg.window_center, icfg.window_width), cache_dir,
+                             max_pixels=icfg.max_pixels)
         filtered = _bad_files(decoded.bad, recs, icfg.skip_bad)
+        if recs.skipped:  # every file of the folder is used or listed here (and in filtered.tsv), --quiet or not
+            warnings.warn(f"{recs.source}: skipped {len(recs.skipped)} file(s) that are not images (listed in "
+                          f"filtered.tsv of the run): " + ", ".join(str(f) for f, _ in recs.skipped[:5])
+                          + (f" and {len(recs.skipped) - 5} more" if len(recs.skipped) > 5 else ""), BiolensWarning,
+                          stacklevel=2)
+            filtered += [{"id": str(f), "location": str(f), "reason": why} for f, why in recs.skipped]
         rows = np.array([i for i in range(len(recs)) if i not in decoded.bad], dtype=np.int64)
         if len(rows) == 0:
             raise DataError(f"{recs.source}: no readable images left; fix the files")

@@ -7,7 +7,7 @@ messages) and checks the folder layout, raising one-line :class:`DataError` mess
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,24 +31,25 @@ class ImageRecords:
     splits: list[str] | None
     locations: list[str]  # "manifest.csv:12" or the file path, for error messages
     source: str
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # files of a folder that are not images, why
 
     def __len__(self) -> int:
         return len(self.paths)
 
 
-def _images_in(folder: Path) -> list[Path]:
+def _images_in(folder: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    if len(images) < len(files):
-        log.info("%s: ignored %d files that are not images (%s)", folder, len(files) - len(images), ", ".join(IMAGE_SUFFIXES))
+    skipped += [(p, f"not an image file ({p.suffix or 'no suffix'}; images are {', '.join(IMAGE_SUFFIXES)})")
+                for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
     return images
 
 
-def _class_folders(folder: Path) -> dict[str, list[Path]]:
+def _class_folders(folder: Path, skipped: list[tuple[Path, str]]) -> dict[str, list[Path]]:
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     out = {}
     for c in classes:
-        images = _images_in(c)
+        images = _images_in(c, skipped)
         if not images:
             raise DataError(f"{c}: empty class folder (no {', '.join(IMAGE_SUFFIXES)} files); add images or remove the folder")
         out[c.name] = images
@@ -64,11 +65,12 @@ def read_folder(root: str | Path) -> ImageRecords:
         raise DataError(f"{root} is not a folder; give root/{{train,val,test}}/{{class}}/ images or a CSV manifest")
     split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}
     per_split: dict[str | None, dict[str, list[Path]]] = {}
+    skipped: list[tuple[Path, str]] = []
     if split_dirs:
         if "train" not in split_dirs:
             raise DataError(f"{root}: has {', '.join(split_dirs)} but no train/ folder; add {root / 'train'}")
         for s, d in split_dirs.items():
-            per_split[s] = _class_folders(d)
+            per_split[s] = _class_folders(d, skipped)
         train_classes = set(per_split["train"])
         for s in ("val", "test"):
             if s in per_split and set(per_split[s]) != train_classes:
@@ -77,7 +79,7 @@ def read_folder(root: str | Path) -> ImageRecords:
                     f"{', '.join(sorted(train_classes))}; use the same class folders in every split"
                 )
     else:
-        per_split[None] = _class_folders(root)
+        per_split[None] = _class_folders(root, skipped)
     classes = sorted({c for d in per_split.values() for c in d})
     if not classes:
         raise DataError(f"{root}: no class folders found; expected root/{{train,val,test}}/{{class}}/ or root/{{class}}/")
@@ -90,7 +92,7 @@ def read_folder(root: str | Path) -> ImageRecords:
             labels += [c] * len(files)
             splits += [s] * len(files)
     fixed = None if None in per_split else splits
-    return ImageRecords(paths, labels, fixed, [str(p) for p in paths], str(root))
+    return ImageRecords(paths, labels, fixed, [str(p) for p in paths], str(root), skipped)
 
 
 def read_manifest(path: str | Path, path_col: str = "path", label_col: str = "label", split_col: str = "split"
