@@ -2,11 +2,12 @@
 
 For each set: pretrain on the unlabelled sequences of its train and val splits (the test split is left out), then
 train twice on the same labelled subset (a seeded, stratified ``--fraction`` of train and of val; the full test
-split): from scratch, and from the pretraining run (``weights=``, the default fine-tuning options: backbone LR ×
-0.1). Same model, seed, epochs and test split; side by side.
+split): from scratch, and from the pretraining run (``weights=``, the default fine-tuning options; for sequences the
+backbone trains at the full LR). Same model, seed, epochs (60 by default: 10% of the data is a few steps per epoch)
+and test split; side by side.
 
 Usage: PYTHONPATH=src python benchmarks/bench_pretrain.py [--sets splice,regulondb_promoters] [--model dilated_resnet]
-       [--fraction 0.1] [--seeds 0,1,2] [--pretrain-epochs 30] [--epochs 20] [--out runs/bench-pre] [--json pre.json]
+       [--fraction 0.1] [--seeds 0,1,2] [--pretrain-epochs 30] [--epochs 60] [--out runs/bench-pre] [--json pre.json]
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main() -> None:
     p.add_argument("--fraction", type=float, default=0.1)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--pretrain-epochs", type=int, default=30)
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--out", default="runs/bench-pre")
     p.add_argument("--json")
     args = p.parse_args()

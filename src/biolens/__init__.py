@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from biolens.workflows.baselines import run_baselines as baselines
     from biolens.workflows.pretrain import PretrainResult, pretrain
     from biolens.workflows.train import TrainResult, train
+    from biolens.workflows.scan import scan_genome as scan
+    from biolens.workflows.variants import score_variants as variants
 
     load = Predictor.load
 
@@ -48,11 +50,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "lr_find": ("biolens.training.lr_finder", "lr_find"),
     "Predictor": ("biolens.tasks", "Predictor"),
     "predict": ("biolens.tasks", "predict"),
+    "variants": ("biolens.workflows.variants", "score_variants"),
+    "scan": ("biolens.workflows.scan", "scan_genome"),
 }
 
 __all__ = ["__version__", "BiolensError", "BundleError", "ConfigError", "DataError", "InputError", "ModelError",
            "EvalOptions", "EvaluationResult", "Predictor", "TrainResult", "compare", "evaluate", "load", "lr_find",
-           "predict", "report", "train", "pretrain", "PretrainResult", "baselines"]
+           "predict", "report", "train", "pretrain", "PretrainResult", "baselines", "variants", "scan"]
 
 
 def __getattr__(name: str) -> Any:

@@ -213,7 +213,7 @@ def _now() -> str:
 # Folders of a run that the manifest never lists: experiment-tracking logs, written to after the bundle is complete
 # (TensorBoard's figures and hparams, MLflow's local store with run status and artefacts) and not needed to load
 # the model, like log.txt.
-UNLISTED_DIRS = ("mlflow", "tensorboard")
+UNLISTED_DIRS = ("mlflow", "tensorboard", "folds", "trials")  # folds/trials: runs of cv/tune, each its own bundle
 
 
 def _hash_files(run_dir: Path) -> dict[str, str]:
@@ -374,12 +374,15 @@ def describe_run(run: str | Path) -> dict[str, Any]:
     for split in ("val", "test"):
         m = split_headline(metrics.get(split) or {})
         picked = {k: m[k] for k in ("accuracy", "balanced_accuracy", "mcc", "roc_auc", "pr_auc", "sensitivity",
-                                    "specificity", "macro_f1") if isinstance(m.get(k), (int, float))}
+                                    "specificity", "macro_f1", "pearson", "spearman", "r2", "mae", "rmse",
+                                    "micro_roc_auc", "subset_accuracy", "hamming_loss")
+                  if isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool)}
         if picked:
             summary[split] = picked
     return {
         "run": str(run_dir),
         "task": contract.get("task"),
+        "target_type": contract.get("target_type", "classification"),
         "model": model.get("name"),
         "model_params": model.get("params", {}),
         "classes": contract.get("class_names"),

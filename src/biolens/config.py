@@ -96,6 +96,21 @@ class IntervalConfig(_Strict):
     ignore_strand: bool = Field(False, description="do not reverse-complement minus-strand intervals")
 
 
+class SplitConfig(_Strict):
+    """How records are grouped before the seeded split, and an optional fixed assignment (cross-validation folds)."""
+
+    group_by: Literal["duplicates", "similarity"] = Field(
+        "duplicates", description="duplicates: identical (and reverse-complement) sequences or identical images stay "
+        "in one split; similarity: also sequences at or above data.split.max_identity k-mer identity (MinHash)")
+    max_identity: float = Field(0.8, gt=0, le=1, description="group_by=similarity: estimated identity (k-mer Jaccard "
+                                "on k-mers of length data.split.kmer) at or above which two sequences share a group")
+    kmer: int | None = Field(None, ge=2, le=31, description="group_by=similarity: k-mer length of the MinHash "
+                             "sketches; default 8 for DNA/RNA, 4 for protein (long enough that unrelated sequences "
+                             "share almost no k-mers)")
+    assignment: str | None = Field(None, description="TSV (row, id, split) fixing every record's split; records it "
+                                   "does not list are left out (written by biolens cv for each fold)")
+
+
 class DataConfig(_Strict):
     path: str | list[str] = Field(..., description="builtin:NAME, a FASTA/CSV/TSV file (.gz ok), or LABEL=FASTA per class; "
                                   "with data.genome: BED/narrowPeak intervals on it (LABEL=BED per class)")
@@ -107,8 +122,18 @@ class DataConfig(_Strict):
     labels: str | None = Field(None, description="CSV mapping FASTA ids to labels (columns id_col, label_col)")
     seq_col: str = "sequence"
     label_col: str = "label"
+    target: Literal["auto", "classification", "regression", "multilabel"] = Field(
+        "auto", description="what the labels are; auto: detected from the values (one line in the log says why): "
+        "numbers with many distinct values → regression, label sets (A|B) or several 0/1 columns → multilabel")
+    target_cols: list[str] = Field(default_factory=list, description="target columns of a CSV/TSV or manifest, or "
+                                   "key=value keys of FASTA headers (default: data.label_col; several: a multi-task "
+                                   "regression or one 0/1 column per label)")
+    label_sep: str = Field("|", min_length=1, description="separator of label sets in one column (multilabel: A|B)")
     id_col: str = "id"
     split_col: str = "split"
+    group_col: str | None = Field(None, description="column (CSV/TSV/manifest) or FASTA header key (group=) with a "
+                                  "patient, subject or family id; every group stays in one split and one fold")
+    split: SplitConfig = SplitConfig()
     alphabet: Literal["auto", "dna", "rna", "protein"] = "auto"
     max_len: int | None = Field(None, ge=1, description="truncate longer sequences; default: longest training sequence")
     val_frac: float = Field(0.1, gt=0, lt=0.5)
@@ -140,15 +165,20 @@ class ModelConfig(_Strict):
     weights: str | None = Field(None, description="starting weights: a state dict (.safetensors/.pt) or a biolens run folder")
     freeze_until: str | None = Field(None, description="freeze every backbone stage before this one, e.g. layer3; 'all' = head only")
     head_epochs: int = Field(0, ge=0, description="train only the head for this many epochs, then unfreeze")
-    backbone_lr_scale: float | None = Field(None, gt=0, description="backbone LR = train.lr × this; default 0.1 with starting weights, else 1")
+    backbone_lr_scale: float | None = Field(None, gt=0, description="backbone LR = train.lr × this; default 0.1 for image models with starting weights, else 1")
     # Knowledge distillation (guide 7.6): a trained run whose soft targets the model learns from.
     teacher: str | None = Field(None, description="teacher run folder (or ensemble bundle): train on its soft targets, see train.distill_*")
 
 
 class TrainConfig(_Strict):
+    preset: Literal["auto", "none"] = Field(
+        "auto", description="auto: model size, epochs, schedule, batch size and class weights chosen from the data "
+        "size, input size, class balance and device for every field left unset (doctor/advise.py), written into the "
+        "run's config.yaml; none: the plain defaults below")
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: float | Literal["auto"] = Field(1e-3, description="learning rate; auto: the LR range test's suggestion on the "
+                                        "training data (written into config.yaml)")
     weight_decay: float = Field(0.01, ge=0)
     grad_clip: float | None = Field(1.0, gt=0)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
@@ -169,7 +199,12 @@ class TrainConfig(_Strict):
     step_gamma: float = Field(0.1, gt=0, lt=1, description="step schedule: LR factor per drop")
     warmup_epochs: float = Field(1.0, ge=0, description="warmup_cosine: linear warm-up length")
     min_lr: float = Field(0.0, ge=0, description="cosine schedules: final LR")
-    loss: Literal["ce", "focal", "bce"] = "ce"
+    loss: Literal["ce", "focal", "bce", "mse", "huber", "poisson"] = Field(
+        "ce", description="classification: ce, focal, bce (binary); regression: mse, huber, poisson (counts) — ce "
+        "means mse there; multilabel: bce per label (ce means bce)")
+    huber_delta: float = Field(1.0, gt=0, description="huber loss: delta, in standard deviations of the target")
+    standardize_targets: bool = Field(True, description="regression: train on (y − mean) / std of the train split "
+                                      "(predictions come back in the original units)")
     focal_gamma: float = Field(2.0, ge=0)
     focal_alpha: float | list[float] | None = Field(None, description="focal: scalar or one per class; default: class_weights")
     class_weights: Literal["none", "inverse", "effective"] = Field("none", description="loss weights from train class counts")
@@ -185,6 +220,21 @@ class TrainConfig(_Strict):
     mlflow_experiment: str = Field("biolens", min_length=1, description="train.mlflow: the MLflow experiment name")
     distill_temperature: float = Field(4.0, gt=0, le=100, description="model.teacher: softmax temperature T of the soft targets")
     distill_alpha: float = Field(0.5, ge=0, le=1, description="model.teacher: loss = α·T²·KL(teacher ‖ student at T) + (1 − α)·hard-label loss")
+    ema: float | None = Field(None, gt=0, lt=1, description="keep an exponential moving average of the weights with "
+                              "this decay (e.g. 0.999, warmed up over the first steps); validation, checkpoints and "
+                              "the saved model use the averaged weights")
+    tta: bool = Field(False, description="test-time augmentation: predictions average the input and its reverse "
+                      "complement (DNA/RNA trained with reverse-complement augmentation) or its mirror image (images "
+                      "trained with flips); recorded in the contract, applied by predict, evaluate, serve and export")
+    evaluate_test: bool = Field(True, description="score the test split after training (metrics.json, predictions.csv);"
+                                " tune trials turn it off so that model selection never sees the test split")
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and v <= 0:
+            raise ValueError("must be greater than 0 (or auto)")
+        return v
 
 
 class RunConfig(_Strict):

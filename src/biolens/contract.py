@@ -13,6 +13,10 @@ from biolens.errors import BundleError
 
 PREPROCESSING_VERSION = 1
 
+# test-time augmentation views a task kind can average over (contract.tta; models/ensemble.TestTimeAugmentation)
+TTA_VIEWS = {"sequence": ("reverse_complement",), "image": ("hflip",)}
+TARGET_TYPES = ("classification", "regression", "multilabel")
+
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Row-wise softmax of ``(N, C)`` logits divided by ``temperature`` (max-shifted, so it never overflows)."""
@@ -37,6 +41,13 @@ class InputContract:
     positive_class: str | None = None  # binary tasks only
     threshold: float = 0.5  # on P(positive_class), binary tasks only
     temperature: float = 1.0
+    # what the outputs are (data/targets.py): "classification" (softmax over class_names), "regression" (one value per
+    # target, class_names = the target names) or "multilabel" (one sigmoid per label, class_names = the labels)
+    target_type: str = "classification"
+    target_mean: list[float] | None = None  # regression: value = output × target_std + target_mean (fitted on train)
+    target_std: list[float] | None = None
+    target_link: str = "identity"  # regression: "log" for a Poisson loss (value = exp(output) × target_std)
+    label_thresholds: list[float] | None = None  # multilabel: P(label) ≥ its threshold (default 0.5 each)
     # sequence tasks
     alphabet: str | None = None
     max_len: int | None = None
@@ -51,6 +62,8 @@ class InputContract:
     std: list[float] | None = None
     resize_to: int | None = None  # eval: resize to this square size, then center crop image_size
     image_preprocessing: dict[str, Any] = field(default_factory=dict)  # augment preset, normalization, DICOM window
+    # test-time augmentation: predictions average the identity and these views (TTA_VIEWS), in the model's graph
+    tta: list[str] = field(default_factory=list)
     preprocessing_version: int = PREPROCESSING_VERSION
 
     @property
@@ -58,16 +71,60 @@ class InputContract:
         return len(self.class_names)
 
     @property
+    def is_classification(self) -> bool:
+        return self.target_type == "classification"
+
+    @property
+    def target_names(self) -> list[str]:
+        """The model's outputs by name: classes, regression targets or labels."""
+        return list(self.class_names)
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Multi-label decision thresholds, one per label (0.5 where none were chosen)."""
+        t = self.label_thresholds if self.label_thresholds is not None else [0.5] * self.num_classes
+        return np.asarray(t, dtype=np.float64)
+
+    def outputs(self, logits: np.ndarray) -> np.ndarray:
+        """What the model says, in the user's units, ``(N, C)``: class probabilities (softmax with the temperature),
+        per-label probabilities (sigmoid with the temperature) or regression values (standardization undone)."""
+        z = np.asarray(logits, dtype=np.float64)
+        if self.target_type == "regression":
+            mean = np.asarray(self.target_mean if self.target_mean is not None else [0.0] * z.shape[1])
+            std = np.asarray(self.target_std if self.target_std is not None else [1.0] * z.shape[1])
+            if self.target_link == "log":
+                return np.exp(np.clip(z, -80, 80)) * std
+            return z * std + mean
+        if self.target_type == "multilabel":
+            return 0.5 * (1.0 + np.tanh(0.5 * z / self.temperature))  # the sigmoid, without overflow warnings
+        return softmax(z, self.temperature)
+
+    @property
     def positive_index(self) -> int | None:
         return self.class_names.index(self.positive_class) if self.positive_class is not None else None
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(N, C)`` from logits, with this contract's temperature."""
+        """Class probabilities ``(N, C)`` from logits, with this contract's temperature (``outputs`` for runs of
+        other target types: per-label probabilities or regression values)."""
+        if self.target_type != "classification":
+            return self.outputs(logits)
         return softmax(logits, self.temperature)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
-        """Predicted class index per row at this contract's threshold (binary) or by argmax."""
+        """Predicted class index per row at this contract's threshold (binary) or by argmax; multi-label runs: a
+        ``(N, C)`` bool matrix (each label's probability at or above its threshold)."""
+        if self.target_type == "multilabel":
+            return np.asarray(probs) >= self.thresholds
         return decide(probs, self.positive_index, self.threshold)
+
+    def explained_index(self, outputs: np.ndarray) -> np.ndarray:
+        """The output an explanation is about when none is chosen, per row: the predicted class; multi-label: the
+        most probable label; regression: the first target."""
+        if self.target_type == "multilabel":
+            return np.asarray(outputs).argmax(axis=1)
+        if self.target_type == "regression":
+            return np.zeros(len(outputs), dtype=np.int64)
+        return self.decide(outputs)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,7 +166,37 @@ class InputContract:
                 raise bad("std", f"is {self.std!r}; every value must be > 0")
         elif not isinstance(self.task, str) or not self.task:
             raise bad("task", f"is {self.task!r}")
+        known = TTA_VIEWS.get(self.task, ())
+        if not isinstance(self.tta, list) or any(v not in known for v in self.tta):
+            raise bad("tta", f"is {self.tta!r}; {self.task} models know the views {list(known)}")
+        self._validate_targets(bad)
         return self
+
+    def _validate_targets(self, bad: Any) -> None:
+        """The target fields: a known type, and standardization or thresholds with one finite value per output."""
+        k = len(self.class_names)
+
+        def numbers(field: str, values: Any, ok: Any, why: str) -> None:
+            if not isinstance(values, list) or len(values) != k or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and ok(v)
+                    for v in values):
+                raise bad(field, f"is {values!r}; it needs {k} finite numbers ({why})")
+
+        if self.target_type not in TARGET_TYPES:
+            raise bad("target_type", f"is {self.target_type!r}, not one of {', '.join(TARGET_TYPES)}")
+        if self.target_type == "regression":
+            if self.target_link not in ("identity", "log"):
+                raise bad("target_link", f"is {self.target_link!r}, not identity or log")
+            numbers("target_mean", self.target_mean if self.target_mean is not None else [0.0] * k,
+                    lambda v: True, "one per target")
+            numbers("target_std", self.target_std if self.target_std is not None else [1.0] * k,
+                    lambda v: v > 0, "one per target, each > 0")
+        elif self.target_mean is not None or self.target_std is not None:
+            raise bad("target_mean", f"is set for a {self.target_type} run; only regression runs standardize targets")
+        if self.label_thresholds is not None:
+            if self.target_type != "multilabel":
+                raise bad("label_thresholds", f"is set for a {self.target_type} run; only multi-label runs have them")
+            numbers("label_thresholds", self.label_thresholds, lambda v: 0.0 <= v <= 1.0, "one per label, in [0, 1]")
 
     @classmethod
     def load(cls, path: str | Path) -> InputContract:

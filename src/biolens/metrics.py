@@ -22,13 +22,22 @@ from typing import Any, Literal
 
 import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
+from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import (
+    accuracy_score,
     average_precision_score,
     balanced_accuracy_score,
     confusion_matrix,
     f1_score,
+    hamming_loss,
+    jaccard_score,
     matthews_corrcoef,
+    mean_absolute_error,
+    mean_squared_error,
     precision_recall_fscore_support,
+    precision_score,
+    r2_score,
+    recall_score,
     roc_auc_score,
 )
 
@@ -51,11 +60,21 @@ class Metric:
     labels: Callable[[np.ndarray, np.ndarray], float] | None = None  # multi-class, from decisions
     scores: Callable[[np.ndarray, np.ndarray], float] | None = None  # binary, from P(positive)
     multi_scores: Callable[[np.ndarray, np.ndarray], float] | None = None  # multi-class, from (N, C) probabilities
+    regression: Callable[[np.ndarray, np.ndarray], float] | None = None  # one target: (observed, predicted), no NaN
+    multilabel: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None  # (Y 0/1/NaN, P, thresholds)
 
     def applies(self, binary: bool) -> bool:
         if binary:
             return self.cells is not None or self.scores is not None
         return self.labels is not None or self.multi_scores is not None
+
+    def applies_to(self, target_type: str, binary: bool = False) -> bool:
+        """Whether the metric is defined for a target type (``classification``: binary or multi-class)."""
+        if target_type == "regression":
+            return self.regression is not None
+        if target_type == "multilabel":
+            return self.multilabel is not None
+        return self.applies(binary)
 
 
 _REGISTRY: dict[str, Metric] = {}
@@ -76,8 +95,11 @@ def get_metric(name: str) -> Metric:
         raise ConfigError(f"unknown metric {name!r}; known metrics: {', '.join(_REGISTRY)}") from None
 
 
-def metric_names(binary: bool | None = None) -> list[str]:
-    """Registered names in display order; only those that apply to binary (or multi-class) tasks when given."""
+def metric_names(binary: bool | None = None, target_type: str = "classification") -> list[str]:
+    """Registered names in display order; only those that apply to binary (or multi-class) tasks when given, or to
+    ``target_type`` (regression, multilabel)."""
+    if target_type != "classification":
+        return [n for n, m in _REGISTRY.items() if m.applies_to(target_type)]
     return [n for n, m in _REGISTRY.items() if binary is None or m.applies(binary)]
 
 
@@ -118,21 +140,195 @@ for _m in (
            cells=lambda tp, fp, tn, fn: (_ratio(tp, tp + fn) + _ratio(tn, tn + fp)) / 2,
            labels=lambda y, p: balanced_accuracy_score(y, p) if len(np.unique(y)) > 1 else float("nan")),
     Metric("mcc", "max", "Matthews correlation coefficient", cells=_mcc_cells, labels=matthews_corrcoef),
-    Metric("roc_auc", "max", "area under the ROC curve (multi-class: one-vs-rest macro)", needs_scores=True,
-           scores=_two_classes(roc_auc_score), multi_scores=_ovr_auc),
+    Metric("roc_auc", "max", "area under the ROC curve (multi-class: one-vs-rest macro; multi-label: macro over "
+           "labels)", needs_scores=True, scores=_two_classes(roc_auc_score), multi_scores=_ovr_auc,
+           multilabel=lambda y, p, t: _per_label_mean(roc_auc_score, y, p)),
     Metric("roc_auc_ovr", "max", "one-vs-rest macro ROC AUC (multi-class)", needs_scores=True, multi_scores=_ovr_auc),
-    Metric("pr_auc", "max", "average precision (multi-class: one-vs-rest macro)", needs_scores=True,
-           scores=_two_classes(average_precision_score), multi_scores=_ovr_ap),
+    Metric("pr_auc", "max", "average precision (multi-class: one-vs-rest macro; multi-label: macro over labels)",
+           needs_scores=True, scores=_two_classes(average_precision_score), multi_scores=_ovr_ap,
+           multilabel=lambda y, p, t: _per_label_mean(average_precision_score, y, p)),
     Metric("sensitivity", "max", "recall of the positive class", cells=lambda tp, fp, tn, fn: _ratio(tp, tp + fn)),
     Metric("specificity", "max", "recall of the negative class", cells=lambda tp, fp, tn, fn: _ratio(tn, tn + fp)),
     Metric("precision", "max", "positive predictive value", cells=lambda tp, fp, tn, fn: _ratio(tp, tp + fp)),
     Metric("npv", "max", "negative predictive value", cells=lambda tp, fp, tn, fn: _ratio(tn, tn + fn)),
     Metric("f1", "max", "F1 of the positive class", cells=lambda tp, fp, tn, fn: _ratio(2 * tp, 2 * tp + fp + fn)),
-    Metric("macro_f1", "max", "F1 averaged over classes",
+    Metric("macro_f1", "max", "F1 averaged over classes (multi-label: over labels, at their thresholds)",
            labels=lambda y, p: f1_score(y, p, labels=np.unique(np.concatenate([y, p])), average="macro",
-                                        zero_division=0)),
+                                        zero_division=0),
+           multilabel=lambda y, p, t: _per_label_mean(lambda a, b: f1_score(a, b, zero_division=0), y, p >= t,
+                                                      needs_both=False)),
 ):
     register_metric(_m)
+
+
+# ---- regression and multi-label targets ------------------------------------------------------------------------
+# Regression metrics take one target's observed and predicted values (NaN rows already removed); several targets are
+# averaged (macro). Multi-label metrics take Y (N, T) of 0/1 with NaN for a missing label, P (N, T) probabilities and
+# per-label thresholds: per-label metrics use each label's observed rows, example-based ones the fully observed rows.
+
+
+def _defined(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """NaN where a correlation is undefined (fewer than 3 values, or a constant series)."""
+    def wrapped(y: np.ndarray, p: np.ndarray) -> float:
+        if len(y) < 3 or np.ptp(y) == 0 or np.ptp(p) == 0:
+            return float("nan")
+        return float(fn(y, p))
+    return wrapped
+
+
+def _per_label_mean(fn: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, p: np.ndarray,
+                    needs_both: bool = True) -> float:
+    values = per_label(fn, y, p, needs_both)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def per_label(fn: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, p: np.ndarray,
+              needs_both: bool = True) -> np.ndarray:
+    """``fn(y_j, p_j)`` for every label ``j`` over its observed rows; NaN where a label has no observed rows (or, with
+    ``needs_both``, only one class)."""
+    out = np.full(y.shape[1], np.nan)
+    for j in range(y.shape[1]):
+        seen = ~np.isnan(y[:, j])
+        yj = y[seen, j] > 0.5
+        if not seen.any() or (needs_both and (yj.all() or not yj.any())):
+            continue
+        out[j] = fn(yj, p[seen, j])
+    return out
+
+
+def _observed(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every observed (sample, label) entry, flattened: (truth as bool, score)."""
+    seen = ~np.isnan(y)
+    return y[seen] > 0.5, p[seen]
+
+
+def _micro(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
+    def wrapped(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> float:
+        yt, ps = _observed(y, p)
+        return float(fn(yt, ps)) if 0 < yt.sum() < len(yt) else float("nan")
+    return wrapped
+
+
+def _complete(fn: Callable[..., float], **kw: Any) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
+    """An example-based metric (scikit-learn, label indicator matrices) over the rows with every label observed."""
+    def wrapped(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> float:
+        rows = ~np.isnan(y).any(axis=1)
+        if not rows.any():
+            return float("nan")
+        return float(fn((y[rows] > 0.5).astype(int), (p[rows] >= t).astype(int), **kw))
+    return wrapped
+
+
+def _hamming(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> float:
+    """Hamming loss over every observed entry (scikit-learn's, on the flattened entries: the same number)."""
+    seen = ~np.isnan(y)
+    if not seen.any():
+        return float("nan")
+    return float(hamming_loss(y[seen] > 0.5, (p >= t)[seen]))
+
+
+for _m in (
+    Metric("pearson", "max", "Pearson correlation of predicted and observed values (mean over targets)",
+           regression=_defined(lambda y, p: pearsonr(y, p).statistic)),
+    Metric("spearman", "max", "Spearman rank correlation of predicted and observed values (mean over targets)",
+           regression=_defined(lambda y, p: spearmanr(y, p).statistic)),
+    Metric("r2", "max", "coefficient of determination R² (mean over targets)",
+           regression=lambda y, p: float(r2_score(y, p)) if len(y) > 1 and np.ptp(y) > 0 else float("nan")),
+    Metric("mae", "min", "mean absolute error, in the target's units (mean over targets)",
+           regression=lambda y, p: float(mean_absolute_error(y, p))),
+    Metric("rmse", "min", "root mean squared error, in the target's units (mean over targets)",
+           regression=lambda y, p: float(np.sqrt(mean_squared_error(y, p)))),
+    Metric("micro_roc_auc", "max", "multi-label: ROC AUC over every (sample, label) pair",
+           needs_scores=True, multilabel=_micro(roc_auc_score)),
+    Metric("micro_pr_auc", "max", "multi-label: average precision over every (sample, label) pair",
+           needs_scores=True, multilabel=_micro(average_precision_score)),
+    Metric("hamming_loss", "min", "multi-label: fraction of wrong label decisions (MFTP's absolute false)",
+           multilabel=_hamming),
+    Metric("subset_accuracy", "max", "multi-label: fraction of samples whose whole label set is right (MFTP's "
+           "absolute true)", multilabel=_complete(accuracy_score)),
+    Metric("aiming", "max", "multi-label: example-based precision |Y ∩ Ŷ| / |Ŷ| averaged over samples",
+           multilabel=_complete(precision_score, average="samples", zero_division=0)),
+    Metric("coverage", "max", "multi-label: example-based recall |Y ∩ Ŷ| / |Y| averaged over samples",
+           multilabel=_complete(recall_score, average="samples", zero_division=0)),
+    Metric("example_accuracy", "max", "multi-label: example-based Jaccard |Y ∩ Ŷ| / |Y ∪ Ŷ| averaged over samples",
+           multilabel=_complete(jaccard_score, average="samples", zero_division=0)),
+):
+    register_metric(_m)
+
+
+def regression_values(name: str, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """A registered regression metric per target column of ``y`` ``(N, T)`` (NaN = missing) and ``pred``."""
+    fn = get_metric(name).regression
+    if fn is None:
+        raise ConfigError(f"metric {name!r} does not apply to regression targets; use one of: "
+                          f"{', '.join(metric_names(target_type='regression'))}")
+    y, pred = np.asarray(y, dtype=np.float64).reshape(len(y), -1), np.asarray(pred, dtype=np.float64).reshape(len(y), -1)
+    out = np.full(y.shape[1], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for j in range(y.shape[1]):
+            seen = ~np.isnan(y[:, j]) & np.isfinite(pred[:, j])
+            if seen.sum() >= 2:
+                out[j] = fn(y[seen, j], pred[seen, j])
+    return out
+
+
+def compute_target(name: str, target_type: str, y: np.ndarray, out: np.ndarray,
+                   thresholds: np.ndarray | None = None) -> float:
+    """One registered metric of regression values or multi-label probabilities ``out`` ``(N, T)`` against ``y``
+    ``(N, T)`` (NaN = missing); several regression targets are averaged."""
+    if target_type == "regression":
+        values = regression_values(name, y, out)
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    m = get_metric(name)
+    if m.multilabel is None:
+        raise ConfigError(f"metric {name!r} does not apply to multi-label targets; use one of: "
+                          f"{', '.join(metric_names(target_type='multilabel'))}")
+    y, out = np.asarray(y, dtype=np.float64), np.asarray(out, dtype=np.float64)
+    t = np.full(y.shape[1], 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(m.multilabel(y, out, t))
+
+
+def target_metrics(target_type: str, y: np.ndarray, out: np.ndarray, names: list[str],
+                   thresholds: np.ndarray | None = None) -> dict[str, Any]:
+    """The metrics dict of a regression or multi-label split: headline values (macro over targets or labels), then
+    ``per_target`` (regression) or ``per_label`` (multi-label) tables."""
+    y, out = np.asarray(y, dtype=np.float64), np.asarray(out, dtype=np.float64)
+    res: dict[str, Any] = {"n": int(len(y)), "target_type": target_type}
+    if target_type == "regression":
+        per = {n: {"n": int((~np.isnan(y[:, j])).sum())} for j, n in enumerate(names)}
+        for name in metric_names(target_type="regression"):
+            values = regression_values(name, y, out)
+            res[name] = _r(float(np.nanmean(values)) if np.isfinite(values).any() else None)
+            for j, n in enumerate(names):
+                per[n][name] = _r(values[j])
+        res["per_target"] = per
+        return res
+    t = np.full(y.shape[1], 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    for name in metric_names(target_type="multilabel"):
+        res[name] = _r(compute_target(name, target_type, y, out, t))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        aucs = per_label(roc_auc_score, y, out)
+        aps = per_label(average_precision_score, y, out)
+        decided = out >= t
+        per = {}
+        for j, n in enumerate(names):
+            seen = ~np.isnan(y[:, j])
+            yj, dj = y[seen, j] > 0.5, decided[seen, j]
+            p, r, f, _ = precision_recall_fscore_support(yj, dj, average="binary", zero_division=0) if seen.any() \
+                else (np.nan, np.nan, np.nan, None)
+            per[n] = {"roc_auc": _r(aucs[j]), "pr_auc": _r(aps[j]), "precision": _r(p), "recall": _r(r), "f1": _r(f),
+                      "positives": int(yj.sum()), "n": int(seen.sum()), "predicted": int(dj.sum()),
+                      "threshold": _r(t[j])}
+    res["per_label"] = per
+    seen = ~np.isnan(y)
+    res["label_cardinality"] = _r(float(np.nansum(y > 0.5) / max(len(y), 1)))
+    res["predicted_cardinality"] = _r(float((decided & seen).sum() / max(len(y), 1)))
+    return res
+
 
 # Logged by the trainer itself every epoch (train_ and val_ prefixed); not computed from predictions.
 TRAINER_LOGGED: dict[str, Direction] = {"loss": "min", "acc": "max"}
@@ -150,26 +346,28 @@ def monitor_direction(monitor: str, mode: str = "auto") -> Direction:
     return "min" if name.endswith("loss") else "max"
 
 
-def check_monitor(monitor: str, binary: bool) -> str | None:
+def check_monitor(monitor: str, binary: bool, target_type: str = "classification") -> str | None:
     """The registered metric a ``train.monitor`` needs computed on val (None for the trainer's own loss/acc).
 
     Raises ConfigError for a name that is neither logged nor registered, a train_ metric other than loss/acc, or a
-    metric that does not apply to the task (e.g. sensitivity on a multi-class task)."""
+    metric that does not apply to the task (e.g. sensitivity on a multi-class task, spearman on a classifier)."""
     split, _, name = monitor.partition("_")
+    logged = ("loss",) if target_type == "regression" else ("loss", "acc")  # regression logs no accuracy
     if split not in ("train", "val") or not name:
         raise ConfigError(f"train.monitor {monitor!r}: expected val_NAME or train_NAME, e.g. val_loss or val_roc_auc")
-    if name in TRAINER_LOGGED:
+    if name in logged:
         return None
     if split == "train":
-        raise ConfigError(f"train.monitor {monitor!r}: only train_loss and train_acc are logged for the training "
-                          f"split; monitor val_{name} instead")
+        raise ConfigError(f"train.monitor {monitor!r}: only {' and '.join('train_' + n for n in logged)} are logged "
+                          f"for the training split; monitor val_{name} instead")
+    names = metric_names(binary, target_type)
     if name not in _REGISTRY:
-        known = [f"val_{n}" for n in ("loss", "acc", *metric_names(binary))]
+        known = [f"val_{n}" for n in (*logged, *names)]
         raise ConfigError(f"train.monitor {monitor!r} is not a metric; use one of: {', '.join(known)}")
-    if not _REGISTRY[name].applies(binary):
-        kind = "binary" if binary else "multi-class"
+    if not _REGISTRY[name].applies_to(target_type, binary):
+        kind = ("binary" if binary else "multi-class") if target_type == "classification" else target_type
         raise ConfigError(f"train.monitor {monitor!r} does not apply to a {kind} task; use one of: "
-                          f"{', '.join('val_' + n for n in metric_names(binary))}")
+                          f"{', '.join('val_' + n for n in (*logged, *names))}")
     return name
 
 
@@ -247,6 +445,26 @@ def classification_metrics(
         elif k > 2:
             out["roc_auc_ovr"] = _r(_ovr_auc(y_true, probs))
     return out
+
+
+def evaluation_metrics(y: np.ndarray, out: np.ndarray, contract: Any) -> dict[str, Any]:
+    """The metrics dict of one split for a run's contract: ``classification_metrics`` at its threshold, or
+    ``target_metrics`` for regression values and multi-label probabilities (at the labels' thresholds)."""
+    if contract.target_type == "classification":
+        return classification_metrics(y, out, contract.class_names, contract.positive_class, contract.threshold)
+    return target_metrics(contract.target_type, y, out, contract.class_names,
+                          contract.thresholds if contract.target_type == "multilabel" else None)
+
+
+HEADLINE = {"classification": "accuracy", "regression": "spearman", "multilabel": "roc_auc"}
+
+
+def summary_line(m: dict[str, Any], target_type: str = "classification") -> str:
+    """``accuracy 0.9123`` (classification), ``spearman 0.71, pearson 0.70`` (regression), ``roc_auc 0.88,
+    subset_accuracy 0.61`` (multi-label): the headline of a split for log lines."""
+    names = {"classification": ("accuracy",), "regression": ("spearman", "pearson", "r2"),
+             "multilabel": ("roc_auc", "subset_accuracy", "hamming_loss")}[target_type]
+    return ", ".join(f"{n} {m[n]:.4f}" if isinstance(m.get(n), (int, float)) else f"{n} undefined" for n in names)
 
 
 def headline(m: dict[str, Any], binary: bool | None = None) -> list[str]:

@@ -64,7 +64,8 @@ def example(model: torch.nn.Module, n: int = 5, seed: int = 0) -> dict[str, torc
 
 
 def test_every_registered_model_has_a_tiny_config():
-    assert set(TINY) == set(list_models())
+    # an ensemble is built from other models (its export parity: tests/workflows/test_ensemble_tune.py)
+    assert set(TINY) == {n for n in list_models() if model_info(n).task != "ensemble"}
 
 
 def _params(fmt: str):

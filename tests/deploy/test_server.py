@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from biolens.tasks import Predictor
+from biolens.contract import softmax
 from biolens.deploy.server import create_app
 from biolens.errors import DataError
+from biolens.tasks import Predictor
 from tests.conftest import TINY_MODEL, planted_dna, write_csv
 from tests.image_helpers import image_folder, pattern, write_dicom
 
@@ -237,7 +238,7 @@ class StubPredictor:
     """Records the rows of every forward pass; probabilities encode each row's value so results can be traced."""
 
     def __init__(self):
-        self.contract = type("C", (), {"temperature": 1.0})()
+        self.contract = type("C", (), {"temperature": 1.0, "probabilities": lambda self, z: softmax(z, 1.0)})()
         self.calls: list[int] = []
 
     def logits(self, x, lengths, batch_size):  # noqa: ANN001, ANN201

@@ -38,19 +38,22 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
 TIMEOUT_MS = 60_000
 
 
-def chromium() -> str:
-    """A Chromium (or Chrome) binary, or skip saying how to get one."""
+def find_chromium() -> tuple[str | None, str]:
+    """A Chromium (or Chrome) binary, or None and how to get one."""
     given = os.environ.get("BIOLENS_CHROMIUM")
     if given:
-        if not Path(given).is_file():
-            pytest.skip(f"BIOLENS_CHROMIUM={given} is not a file")
-        return given
+        return (given, "") if Path(given).is_file() else (None, f"BIOLENS_CHROMIUM={given} is not a file")
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         found = shutil.which(name)
         if found:
-            return found
-    pytest.skip("no Chromium browser found: `make browser` installs Debian's chromium (needs root and apt), or set "
-                "BIOLENS_CHROMIUM to a Chromium/Chrome binary")
+            return found, ""
+    return None, ("no Chromium browser found: `make browser` installs Debian's chromium (needs root and apt), or set "
+                  "BIOLENS_CHROMIUM to a Chromium/Chrome binary")
+
+
+CHROMIUM, NO_CHROMIUM = find_chromium()
+# decided before any fixture runs, so a machine without a browser does not train the test runs for nothing
+pytestmark.append(pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM))
 
 
 @contextlib.contextmanager
@@ -79,9 +82,8 @@ def serving(app) -> Iterator[str]:  # noqa: ANN001
 
 @pytest.fixture(scope="module")
 def browser():  # noqa: ANN201
-    path = chromium()
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=FLAGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield b
         b.close()
 

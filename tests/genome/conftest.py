@@ -114,6 +114,6 @@ def genome_run(planted: dict) -> Path:
 
     out = planted["root"] / "run"
     train(data=str(planted["bed"]), genome=str(planted["fasta"]), window=WINDOW, negatives="gc-matched",
-          test_chroms=["chrC"], model="motif_cnn", params=SMALL_MODEL, epochs=6, batch_size=16, lr=5e-3,
+          test_chroms=["chrC"], model="motif_cnn", params=SMALL_MODEL, epochs=8, batch_size=16, lr=5e-3,
           out=str(out))
     return out

@@ -77,3 +77,34 @@ def test_overlap_leakage_adds_to_the_sequence_report():
     assert leak["val_in_train"] == {"exact": 1, "overlapping_interval": 1}  # row 3 overlaps row 1
     assert leak["test_in_train_or_val"] == {"exact": 0, "overlapping_interval": 0}
     assert leak["_mask"].tolist() == [False, False, True, True, False, False]
+
+
+def test_the_pre_training_checklist_counts_overlapping_windows():
+    from biolens.findings import Report
+    from biolens.training.checklist import _splits
+
+    split = np.array(["train"] * 4 + ["val"] * 2 + ["test"] * 2)
+    keys = np.arange(8)  # no sequence duplicates at all
+    leak = find_leakage(keys, keys, split, check_rc=True)
+    start = np.array([0, 100, 200, 300, 10, 110, 310, 2000])  # val rows overlap train rows 0, 1; test row 6 row 3
+    overlap_leakage(leak, np.zeros(8, dtype=np.int64), start, start + 50, split)
+    leak.pop("_mask")
+
+    class Task:
+        leakage_fix = "set data.dedup=true to drop them from val/test"
+
+        def leakage(self):
+            return leak
+
+        def report(self):
+            return {}
+
+        def size(self, s):
+            return int((split == s).sum())
+
+    report = Report("checklist", "x")
+    _splits(Task(), report)
+    finding = report.findings[0]
+    assert finding.status == "fail" and "100% of val" in finding.detail  # every val window overlaps train
+    assert leak["val_in_train"]["overlapping_interval"] == 2
+    assert leak["test_in_train_or_val"]["overlapping_interval"] == 1

@@ -178,16 +178,19 @@ def test_dinucleotide_shuffle_keeps_counts_and_ends():
     lengths = rng.integers(1, 41, 50)
     x[np.arange(40)[None, :] >= lengths[:, None]] = 0
     y = dinucleotide_shuffle(x, lengths, np.random.default_rng(1))
+    def counts(r: np.ndarray, n: int) -> np.ndarray:
+        return np.bincount(r[:n - 1].astype(int) * 6 + r[1:n], minlength=36)
+
     for row_x, row_y, n in zip(x, y, lengths):
-        counts = lambda r: np.bincount(r[:n - 1].astype(int) * 6 + r[1:n], minlength=36)  # noqa: E731
-        assert (counts(row_x) == counts(row_y)).all() and row_x[0] == row_y[0] and row_x[n - 1] == row_y[n - 1]
+        assert (counts(row_x, n) == counts(row_y, n)).all() and row_x[0] == row_y[0] and row_x[n - 1] == row_y[n - 1]
         assert (row_y[n:] == 0).all()
     assert (x != y).any()
 
 
 def test_strands_set_the_default_reverse_complement_augmentation(tmp_path, genome):
     fa, _ = genome
-    both = bed(tmp_path / "b.bed", [("chr1", s, s + 30, "x", 0, "+-"[k % 2]) for k, s in enumerate(range(100, 2900, 100))])
+    both = bed(tmp_path / "b.bed", [("chr1", s, s + 30, "x", 0, "+-"[k % 2])
+                                    for k, s in enumerate(range(100, 2900, 100))])
     none = bed(tmp_path / "n.bed", [("chr1", s, s + 30, "x", 0, ".") for s in range(100, 2900, 100)])
     stranded = prepare_sequences(cfg(both, fa, negatives="shuffled"), seed=0)
     plain = prepare_sequences(cfg(none, fa, negatives="shuffled"), seed=0)

@@ -66,6 +66,13 @@ def _wait(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def _first_checkpoint(run: Path) -> None:
+    """Wait until the training writing to ``run`` has written its first checkpoint."""
+    deadline = time.time() + 120
+    while not (run / "checkpoints" / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.005)
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
 
@@ -75,9 +82,11 @@ def test_twenty_random_sigkills_resume_to_bitwise_identical_weights(tmp_path: Pa
     seqs, labels = planted_dna(n=160, seed=6)
     data = write_csv(tmp_path / "d.csv", seqs, labels)
     ref = tmp_path / "ref"
+    pid = _in_child(lambda: train(_config(data, ref)))
+    _first_checkpoint(ref)
     t0 = time.time()
-    assert _wait(_in_child(lambda: train(_config(data, ref)))) == 0
-    span = time.time() - t0
+    assert _wait(pid) == 0
+    span = time.time() - t0  # from the first checkpoint to the end: the window in which kills land mid-training
     reference = _weights(ref)
     rng = random.Random(2026)
     outcomes = {"resumed": 0, "finished_before_kill": 0, "inside_checkpoint_write": 0}
@@ -85,10 +94,8 @@ def test_twenty_random_sigkills_resume_to_bitwise_identical_weights(tmp_path: Pa
         out = tmp_path / f"kill{k}"
         slow = k % 3 == 0
         pid = _in_child(lambda: train(_config(data, out)), slow_checkpoints=slow)
-        deadline = time.time() + 60
-        while not (out / "checkpoints" / "last.pt").exists() and time.time() < deadline:
-            time.sleep(0.005)  # the first checkpoint exists: from here on every moment is a fair kill point
-        time.sleep(rng.uniform(0, span * 0.8))
+        _first_checkpoint(out)  # from here on every moment is a fair kill point
+        time.sleep(rng.uniform(0, span * 0.7))
         os.kill(pid, signal.SIGKILL)
         code = _wait(pid)
         if code == 0:

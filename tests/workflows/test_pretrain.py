@@ -70,7 +70,7 @@ def test_staged_unfreeze_and_discriminative_lr(tmp_path, caplog):
     seqs, labels = planted_dna(n=120, seed=4)
     pretrain(data=str(write_csv(tmp_path / "u.csv", seqs)), params=TINY_CNN, epochs=1, out=tmp_path / "pre")
     res = train(data=str(write_csv(tmp_path / "l.csv", seqs, labels)), weights=str(tmp_path / "pre"), epochs=3,
-                head_epochs=1, lr=1e-3, out=tmp_path / "ft")
+                head_epochs=1, lr=1e-3, backbone_lr_scale=0.1, out=tmp_path / "ft")
     with open(res.run_dir / "lr.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert float(rows[0]["lr_group0"]) == pytest.approx(1e-4) and float(rows[0]["lr_group1"]) == pytest.approx(1e-3)

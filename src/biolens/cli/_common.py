@@ -76,6 +76,7 @@ CONFIG_FLAGS = {
     "data.intervals.negative_ratio": "--negative-ratio", "data.intervals.val_chroms": "--val-chroms",
     "data.intervals.test_chroms": "--test-chroms", "data.intervals.blacklist": "--blacklist",
     "data.intervals.chrom_aliases": "--chrom-alias",
+    "data.group_col": "--group-col", "data.target": "--target", "data.target_cols": "--target-col", "train.ema": "--ema", "train.tta": "--tta", "train.preset": "--preset",
 }
 _FIELD = re.compile(r"(?<!')\b((?:data|model|train)\.[a-z_]+(?:\.[a-z_]+)*)=[^\s;,):']+")
 

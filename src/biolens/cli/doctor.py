@@ -71,6 +71,8 @@ def data_cmd(
     max_len: int = typer.Option(None, help="truncate longer sequences"),
     seq_col: str = typer.Option(None, help="sequence column of a CSV/TSV"),
     label_col: str = typer.Option(None, help="label column of a CSV/TSV"),
+    target: str = typer.Option(None, help="auto, classification, regression or multilabel"),
+    target_col: list[str] = typer.Option(None, "--target-col", help="target column(s), as for `biolens train`"),
     id_col: str = typer.Option(None, help="id column of a CSV/TSV"),
     dedup: bool = typer.Option(None, "--dedup/--no-dedup", help="remove val/test sequences found in earlier splits"),
     seed: int = typer.Option(None, help="split seed"),
@@ -79,13 +81,14 @@ def data_cmd(
     batches: int = typer.Option(3, help="real batches to inspect per split"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
-    """Check data as training will read it: batches, NaN, normalization, balance, leakage, lengths, alphabet, images."""
+    """Check data as training will read it: batches, NaN, normalization, balance, leakage, lengths, alphabet, images;
+    regression and multi-label targets: distribution, outliers, constant targets, rare labels, co-occurrence."""
     from biolens.doctor.data import doctor_data
 
     setup_logging(quiet=True)
     cfg = _data_config(config, data, model, set_, val=val, test=test, labels=labels, alphabet=alphabet,
                        max_len=max_len, seq_col=seq_col, label_col=label_col, id_col=id_col, dedup=dedup, seed=seed,
-                       image_size=image_size)
+                       image_size=image_size, target=target, target_cols=list(target_col or []) or None)
     _show(doctor_data(cfg, n_batches=batches), as_json)
 
 

@@ -16,9 +16,11 @@ def evaluate(
     data: list[str] = typer.Option(None, "--data", "-d", help="labelled file(s); default: the run's own split"),
     split: str = typer.Option("test", help="train, val or test (when --data is not given)"),
     out: Path = typer.Option(None, "--out", "-o", help="folder for metrics.json, plots/ and predictions.csv (default: the run)"),
-    target_sensitivity: float = typer.Option(None, help="choose the threshold on val that reaches this sensitivity"),
+    target_sensitivity: float = typer.Option(None, help="choose the threshold on val that reaches this sensitivity "
+                                             "(multi-label runs: one threshold per label)"),
     target_specificity: float = typer.Option(None, help="choose the threshold on val that reaches this specificity"),
-    optimize: str = typer.Option(None, help="choose the threshold on val maximising youden or f1"),
+    optimize: str = typer.Option(None, help="choose the threshold on val maximising youden or f1 (multi-label runs: "
+                                 "one threshold per label, saved in the contract)"),
     calibrate: bool = typer.Option(False, help="fit temperature scaling on val and save it with the model"),
     resamples: int = typer.Option(1000, help="bootstrap resamples for the confidence intervals"),
     seed: int = typer.Option(0, help="bootstrap seed"),
@@ -40,7 +42,11 @@ def evaluate(
     options = EvalOptions(n_resamples=resamples, seed=seed, operating_point=method, target=target,
                           calibrate=calibrate, plots=plots)
     result = evaluate_run(run, data or None, split=split, out=out, options=options, batch_size=batch_size, device=device)
-    if "operating_point" in result:
+    if "operating_point" in result and "thresholds" in result["operating_point"]:  # multi-label: one per label
+        op = result["operating_point"]
+        console.print(f"per-label thresholds ({op['method']}{' ≥ ' + str(op['target']) if op['target'] else ''}) on "
+                      "val: " + ", ".join(f"{n} {t:.3f}" for n, t in op["thresholds"].items()))
+    elif "operating_point" in result:
         op = result["operating_point"]
         console.print(f"operating point ({op['method']}{' ≥ ' + str(op['target']) if op['target'] else ''}) on val: "
                       f"threshold {op['threshold']:.4f}, sensitivity {op['sensitivity']:.3f}, "
@@ -49,5 +55,8 @@ def evaluate(
         if key in result:
             print_metrics(result[key], title=f"{result['evaluated']}: {title}")
     cal = result["calibration"]
-    console.print(f"calibration: ECE {cal['ece']:.4f}, Brier {cal['brier']:.4f}, NLL {cal['nll']:.4f}, "
-                  f"temperature {cal['temperature']:.3f}")
+    if "ece" in cal:
+        console.print(f"calibration: ECE {cal['ece']:.4f}, Brier {cal['brier']:.4f}, NLL {cal['nll']:.4f}, "
+                      f"temperature {cal['temperature']:.3f}")
+    elif cal.get("brier") is not None:
+        console.print(f"calibration: Brier {cal['brier']:.4f} over every (sample, label) pair")

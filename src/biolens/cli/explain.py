@@ -16,7 +16,9 @@ def explain(
     method: str = typer.Option(..., "--method", "-m", help="attention, ism, ig, inputxgrad, saliency (sequences); "
                                "gradcam, saliency, occlusion (images)"),
     out: Path = typer.Option(..., "--out", "-o", help="folder for PNGs, TSV/BED tables and .npy arrays"),
-    target_class: str = typer.Option(None, "--class", help="class to explain (default: the predicted one)"),
+    target_class: str = typer.Option(None, "--class", "--target", help="class to explain (default: the predicted "
+                                     "one); regression runs: the target (default: the first); multi-label runs: the "
+                                     "label (default: the most probable)"),
     motifs: list[str] = typer.Option(None, "--motifs", help="extra motifs: IUPAC string, NAME=IUPAC, or a MEME/JASPAR "
                                      "file (repeatable); TATA, CAAT and GC boxes are always scanned"),
     top: int = typer.Option(5, "--top", help="pictures for the first N inputs"),

@@ -36,9 +36,21 @@ def info(
             inputs = (f"{c.get('channels')}-channel images, resize {c.get('resize_to')} → crop {c.get('image_size')}, "
                       f"mean {c.get('mean')}, std {c.get('std')}")
         hw = d["hardware"] or {}
+        kind = d.get("target_type") or "classification"
+        decision: list[tuple[str, object]] = [
+            ("positive class", d["positive_class"]), ("threshold", d["threshold"]), ("temperature", d["temperature"])]
+        if kind == "regression":
+            decision = [("standardization", ", ".join(f"{n}: mean {m:.4g}, std {s:.4g}" for n, m, s in zip(
+                d["classes"] or [], c.get("target_mean") or [], c.get("target_std") or []))
+                + (" (log link)" if c.get("target_link") == "log" else ""))]
+        elif kind == "multilabel":
+            t = c.get("label_thresholds") or [0.5] * len(d["classes"] or [])
+            decision = [("thresholds", ", ".join(f"{n} {v:.3f}" for n, v in zip(d["classes"] or [], t))),
+                        ("temperature", d["temperature"])]
         rows = [
-            ("task", d["task"]), ("model", d["model"]), ("classes", ", ".join(d["classes"] or [])),
-            ("positive class", d["positive_class"]), ("threshold", d["threshold"]), ("temperature", d["temperature"]),
+            ("task", d["task"]), ("target type", kind), ("model", d["model"]),
+            ("targets" if kind == "regression" else "labels" if kind == "multilabel" else "classes",
+             ", ".join(d["classes"] or [])), *decision,
             ("input contract", inputs), ("bundle format", d["bundle_format"]), ("created", d["created"]),
             ("updated", d["updated"]),
             ("versions", ", ".join(f"{k} {v}" for k, v in d["versions"].items() if v)),

@@ -11,6 +11,7 @@ import typer
 from biolens.cli.catalog import datasets, models
 from biolens.cli.doctor import advise, doctor_app
 from biolens.cli.bench import bench
+from biolens.cli.cv import cv, ensemble, tune
 from biolens.cli.evaluate import evaluate
 from biolens.cli.export import export
 from biolens.cli.info import info
@@ -35,6 +36,9 @@ app = typer.Typer(
 app.command()(train)
 app.command()(pretrain)
 app.command("lr-find")(lr_find)
+app.command()(cv)
+app.command()(ensemble)
+app.command()(tune)
 app.command()(evaluate)
 app.command()(predict)
 app.command()(info)

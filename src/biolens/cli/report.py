@@ -78,6 +78,13 @@ def compare(
             if dl:
                 pt.add_row(pair, "DeLong AUC", f"{dl['auc_a']:.3f}", f"{dl['auc_b']:.3f}", f"{dl['difference']:+.3f}",
                            f"CI {dl['ci'][0]:+.3f},{dl['ci'][1]:+.3f}", _p(dl, adjusted))
+            for metric, bs in (p.get("bootstrap") or {}).items():  # regression / multi-label runs
+                if bs.get("difference") is None:
+                    continue
+                ci = bs["ci"]
+                pt.add_row(pair, f"paired bootstrap {metric}", f"{bs['a']:.3f}", f"{bs['b']:.3f}",
+                           f"{bs['difference']:+.3f}", f"CI {ci[0]:+.3f},{ci[1]:+.3f}" if ci[0] is not None else "",
+                           _p(bs, adjusted) if bs.get("p_value") is not None else "-")
         console.print(pt)
         console.print("b: items only the first run got right, c: only the second; CI: 95% of the AUC difference",
                       highlight=False)

@@ -17,6 +17,9 @@ PAD = 0
 INVALID = 255
 
 _NUCLEIC_AMBIGUOUS = "RYSWKMBDHV"
+# an RNA alphabet (set explicitly: data.alphabet=rna) reads T as U, for siRNAs with deoxythymidine overhangs
+# (…UUat); a DNA model still refuses U, and automatic detection still calls a T+U mix an error
+READS_AS = {"rna": {"T": "U"}}
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Alphabet:
             lut[ord(s)] = lut[ord(s.lower())] = i
         for s in self.ambiguous + self.unknown:
             lut[ord(s)] = lut[ord(s.lower())] = self.unknown_index
+        for s, same in READS_AS.get(self.name, {}).items():  # T in an RNA (siRNA DNA overhangs)
+            lut[ord(s)] = lut[ord(s.lower())] = lut[ord(same)]
         object.__setattr__(self, "lut", lut)
         pad = lut.copy()
         pad[0] = PAD  # NUL padding from fixed-width byte strings

@@ -18,7 +18,7 @@ import torch
 
 from biolens.data.alphabets import Alphabet
 from biolens.data.augment import gc_content, random_reverse_complement, random_shift, substitute
-from biolens.data.sampling import Batches
+from biolens.data.sampling import Batches, target_array
 from biolens.data.rows import RowReader
 from biolens.devices import fits_on_device, free_device_memory
 
@@ -117,7 +117,7 @@ class SequenceBatches(Batches):
             self.pin = self.device.type == "cuda"
         self.lengths_cpu = torch.from_numpy(data.lengths.astype(np.int64))
         self.lengths = self.lengths_cpu.to(self.device)
-        self.y = None if data.y is None else torch.from_numpy(data.y.astype(np.int64)).to(self.device)
+        self.y = None if data.y is None else torch.from_numpy(target_array(data.y)).to(self.device)
         self.table = (
             torch.from_numpy(data.alphabet.complement_table()).to(self.device) if reverse_complement else None
         )

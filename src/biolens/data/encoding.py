@@ -169,7 +169,8 @@ def detect_alphabet(seqs: Sequence[str]) -> str:
             raise RecordError(
                 first_row_with("U") - 1,
                 f"mixed alphabets: this record contains U (RNA) while record {first_row_with('T')} contains T (DNA); "
-                "convert U to T or use separate files",
+                "set data.alphabet=rna to read T as U (e.g. siRNA DNA overhangs), convert U to T for DNA, or use "
+                "separate files",
             )
         return "rna" if "U" in present else "dna"
     # Protein letters present. If most records are pure nucleotides, the file mixes alphabets.

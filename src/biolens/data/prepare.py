@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from biolens.config import DataConfig, IntervalConfig
 from biolens.data.alphabets import Alphabet, get_alphabet
@@ -20,9 +22,11 @@ from biolens.data.encoding import RecordError, encode, find_invalid, invalid_sym
 from biolens.data.intervals import overlap_leakage
 from biolens.data.quality import quality_filter, resolve_quality, summarize
 from biolens.data.readers import Records, read_source, read_table
-from biolens.data.splits import SPLITS, find_leakage, sequence_keys, stratified_split
+from biolens.data.similarity import default_kmer, merge_groups, similar_sequences
+from biolens.data.splits import SPLITS, find_leakage, read_assignment, sequence_keys, stratified_split
 from biolens.data.rows import RowReader
 from biolens.data.store import Source, available_memory, open_or_build
+from biolens.data.targets import Targets, read_targets, record_targets, target_report
 from biolens.data.windows import NEGATIVE, interval_windows
 from biolens.errors import BiolensWarning, ConfigError, DataError
 
@@ -40,6 +44,7 @@ class PreparedData:
     report: dict[str, Any] = field(default_factory=dict)
     filtered: list[dict[str, str]] = field(default_factory=list)
     genome: dict[str, Any] | None = None  # windows cut from a genome: its identity (name, contig lengths, checksum)
+    records: Any = None  # pandas DataFrame of the used records: row, id, label, split, group (see SplitRecords)
 
 
 def located(recs: Records, err: RecordError) -> DataError:
@@ -54,11 +59,14 @@ def check_alphabet(recs: Records, alphabet: Alphabet) -> None:
 
 def _read(cfg: DataConfig) -> tuple[Records, np.ndarray | None, bool]:
     """All records (main, then --val, then --test), their split names if known, and strandedness."""
-    kw = dict(seq_col=cfg.seq_col, label_col=cfg.label_col, id_col=cfg.id_col, split_col=cfg.split_col)
+    kw = dict(seq_col=cfg.seq_col, label_col=cfg.label_col, id_col=cfg.id_col, split_col=cfg.split_col,
+              group_col=cfg.group_col, target_cols=tuple(cfg.target_cols),
+              allow_empty_labels=cfg.target != "classification")  # judged by data/targets.py
     stranded = False
     if is_builtin(cfg.path):
         ds = get_builtin(cfg.path)
-        main, stranded = read_table(ds.path), ds.stranded
+        main, stranded = read_table(ds.path, group_col=cfg.group_col, allow_empty_labels=cfg.target != "classification",
+                                    target_cols=tuple(cfg.target_cols) or ds.target_cols), ds.stranded
     else:
         main = read_source(cfg.path, labels_csv=cfg.labels, **kw)
     parts, names = [main], [main.splits]
@@ -82,8 +90,8 @@ def resolve_store(cfg: DataConfig) -> str:
     of the available memory (about six bytes per input byte: strings, the fixed-width copy, rows and splits)."""
     if cfg.store != "auto":
         return cfg.store
-    if is_builtin(cfg.path):
-        return "memory"
+    if is_builtin(cfg.path) or cfg.target in ("regression", "multilabel") or cfg.target_cols:
+        return "memory"  # the streaming store keeps one class label per record
     paths = [Path(p.partition("=")[2] if "=" in p and not Path(p).exists() else p)
              for p in ([cfg.path] if isinstance(cfg.path, str) else cfg.path)]
     paths += [Path(p) for p in (cfg.val, cfg.test) if p is not None]
@@ -135,9 +143,13 @@ def _prepare_records(cfg: DataConfig, seed: int, recs: Records, split: np.ndarra
     except RecordError as e:
         raise located(recs, e) from None
     check_alphabet(recs, alphabet)
-    labels = np.array(recs.labels, dtype=object)
-    class_names = sorted(set(recs.labels))
-    _check_classes(class_names, labels, split, recs.locate)
+    targets = record_targets(recs, cfg.target, cfg.target_cols, cfg.label_col, cfg.label_sep, _source_name(cfg))
+    if targets.type == "classification":
+        labels = np.array(targets.labels, dtype=object)
+        class_names = sorted(set(targets.labels))
+        _check_classes(class_names, labels, split, recs.locate)
+    else:  # the split is stratified by target quintiles (regression) or each record's rarest label (multilabel)
+        labels, class_names = targets.strata(), list(targets.names)
 
     raw_lengths = np.array([len(s) for s in recs.seqs], dtype=np.int64)
     train_rows = raw_lengths if split is None else raw_lengths[split == "train"]
@@ -148,10 +160,19 @@ def _prepare_records(cfg: DataConfig, seed: int, recs: Records, split: np.ndarra
     quality = resolve_quality(cfg.quality, alphabet)
     reasons = quality_filter(x, raw_lengths, alphabet, quality)
     ids = np.array(recs.ids, dtype=object)
+    groups = np.array(recs.groups, dtype=object) if recs.groups is not None else None
+    if cfg.group_col is not None and groups is None:
+        raise DataError(f"{recs.locate(0)}: data.group_col={cfg.group_col!r} is set but the records carry no groups "
+                        "(FASTA headers need group=ID); add them or leave data.group_col unset")
     return _finish(cfg, seed, x=x, rows=None, ids=ids, labels=labels, class_names=class_names, split=split,
                    raw_lengths=raw_lengths, lengths=lengths, reasons=reasons, quality=quality, alphabet=alphabet,
                    stranded=stranded, max_len=max_len, locate=lambda idx: [recs.locate(i) for i in idx],
-                   keys=lambda keep: sequence_keys(x, lengths, alphabet), overlaps=overlaps)
+                   keys=lambda keep: sequence_keys(x, lengths, alphabet), overlaps=overlaps, user_groups=groups,
+                   targets=targets)
+
+
+def _source_name(cfg: DataConfig) -> str:
+    return cfg.path if isinstance(cfg.path, str) else ", ".join(cfg.path)
 
 
 MAX_AUTO_LEN = 100_000  # the longest row width chosen without data.max_len (one record can't blow up every row)
@@ -217,11 +238,26 @@ def _sources(cfg: DataConfig) -> tuple[list[Source], bool]:
 
 def _prepare_stored(cfg: DataConfig, seed: int) -> PreparedData:
     """``prepare_sequences`` over the memory-mapped store: the same checks, on per-record arrays and in chunks."""
+    if cfg.group_col is not None:
+        raise ConfigError("data.group_col needs the in-memory path: set data.store=memory (the streaming store "
+                          "keeps no group column)")
     sources, stranded = _sources(cfg)
     cache_dir = Path(cfg.store_dir) if cfg.store_dir else None
+    if cfg.target in ("regression", "multilabel") or cfg.target_cols:
+        raise ConfigError(f"data.target={cfg.target} (data.target_cols) needs the in-memory path: set "
+                          "data.store=memory (the streaming store keeps one class label per record)")
     store = open_or_build(sources, alphabet=cfg.alphabet, max_len=cfg.max_len, cache_dir=cache_dir)
     alphabet, max_len = store.alphabet, store.x.shape[1]
     class_names = store.label_names
+    if cfg.target == "auto" and len(class_names) > 2:
+        try:
+            kind = "multilabel" if any(cfg.label_sep in c for c in class_names) else read_targets(
+                {cfg.label_col: class_names}, "auto", cfg.label_sep).type
+        except DataError:
+            kind = "classification"
+        if kind != "classification":
+            raise ConfigError(f"the labels of {_source_name(cfg)} look like {kind} targets, which need the in-memory "
+                              "path: set data.store=memory (or data.target=classification to read them as classes)")
     labels = np.asarray(class_names, dtype=object)[store.labels]
     split = store.splits.astype(object) if store.splits is not None else None
     _check_classes(class_names, labels, split, lambda i: store.locate(int(i)))
@@ -253,7 +289,8 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
             reasons: np.ndarray, quality: Any, alphabet: Alphabet, stranded: bool, max_len: int,
             locate: Callable[[np.ndarray], list[str]], keys: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
             store_info: dict[str, Any] | None = None, codes: np.ndarray | None = None,
-            overlaps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> PreparedData:
+            overlaps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+            user_groups: np.ndarray | None = None, targets: Targets | None = None) -> PreparedData:
     """Quality report, split, leakage, dedup and the per-split data, shared by the in-memory and stored paths.
 
     ``rows`` true: ``x`` is the whole memory-mapped store and each split keeps its row numbers into it.
@@ -270,11 +307,26 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
                     {k: v for k, v in summarize(reasons).items() if v and k not in ("kept", "dropped")})
 
     exact, canonical = keys(keep)
-    if split is None:
-        groups = canonical if alphabet.is_nucleic else exact
+    groups, similar = _record_groups(cfg, exact, canonical, user_groups, x, lengths, alphabet, stranded)
+    straddling = 0
+    if cfg.split.assignment is not None:
+        split = read_assignment(cfg.split.assignment, ids)
+        left_out = int((keep & (split == "")).sum())
+        keep &= split != ""
+        log.info("data.split.assignment %s: %d records assigned, %d left out", cfg.split.assignment,
+                 int(keep.sum()), left_out)
+    elif split is None:
         split = np.full(len(keep), "", dtype=object)
         split[keep] = stratified_split(labels[keep], groups[keep], cfg.val_frac, cfg.test_frac, seed)
+    elif user_groups is not None or similar:
+        straddling = _straddling(groups[keep], np.asarray(split)[keep])
+        if straddling:
+            warnings.warn(f"{straddling} group(s) (data.group_col or similar sequences) have members in more than "
+                          "one of the given splits: metrics will be optimistic; let biolens split (drop the split "
+                          "column) or fix the split", BiolensWarning, stacklevel=3)
     split = split.astype(str)
+    if cfg.split.assignment is None:  # a split column with train and test but no val (or no test): carve it
+        split = _carve_missing(split, keep, labels, groups, cfg, seed)
     leak = find_leakage(exact[keep], canonical[keep], split[keep], check_rc=alphabet.is_nucleic)
     if overlaps is not None:
         overlap_leakage(leak, *(a[keep] for a in overlaps), split[keep])
@@ -292,7 +344,11 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
             stacklevel=3,
         )
 
-    y = np.array([class_names.index(v) for v in labels], dtype=np.int64) if codes is None else codes
+    kind = "classification" if targets is None else targets.type
+    if kind != "classification":  # (N, T) float32 values, NaN where missing; ``labels`` are only split strata
+        y = targets.values
+    else:
+        y = np.array([class_names.index(v) for v in labels], dtype=np.int64) if codes is None else codes
     splits: dict[str, SequenceData] = {}
     for s in SPLITS:
         mask = keep & (split == s)
@@ -302,7 +358,8 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
             splits[s] = SequenceData(ids[mask], x, lengths[mask], y[mask], alphabet, rows=np.flatnonzero(mask))
         else:
             splits[s] = SequenceData(ids[mask], x[mask], lengths[mask], y[mask], alphabet)
-    missing = {s: sorted(set(class_names) - {class_names[k] for k in np.unique(splits[s].y)}) for s in SPLITS}
+    missing = {s: sorted(set(class_names) - {class_names[k] for k in np.unique(splits[s].y)}) if kind ==
+               "classification" else [] for s in SPLITS}
     for s, absent in missing.items():
         if absent:
             warnings.warn(f"class(es) {', '.join(absent)} missing from the {s} split; its metrics will be incomplete",
@@ -311,20 +368,34 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
     rc = cfg.augment.reverse_complement
     if rc and not alphabet.is_nucleic:
         raise ConfigError("data.augment.reverse_complement is on but the alphabet is protein; turn it off")
-    if rc is None:
-        rc = alphabet.is_nucleic and not stranded
+    if rc is None:  # regression and multi-label targets usually belong to one strand (a construct, a guide RNA)
+        rc = alphabet.is_nucleic and not stranded and kind == "classification"
+        if alphabet.is_nucleic and kind != "classification":
+            log.info("reverse-complement augmentation off for %s targets (they usually describe one strand); set "
+                     "data.augment.reverse_complement=true when they do not", kind)
     resolved = cfg.model_copy(update={
         "alphabet": alphabet.name, "max_len": max_len, "quality": quality,
+        "split": cfg.split.model_copy(update={"kmer": default_kmer(alphabet, cfg.split.kmer)}),
         "augment": cfg.augment.model_copy(update={"reverse_complement": rc}),
-        "positive_class": pick_positive(class_names, cfg.positive_class),
+        "positive_class": pick_positive(class_names, cfg.positive_class) if kind == "classification" else None,
+        "target": kind, "target_cols": list(targets.columns) if targets is not None and kind != "classification"
+        else cfg.target_cols,
     })
+    if kind != "classification" and cfg.positive_class is not None:
+        raise ConfigError(f"data.positive_class is for classification; the targets are {kind}: leave it unset")
     report = {
         "source": cfg.path if isinstance(cfg.path, str) else list(cfg.path),
+        "grouping": {"group_col": cfg.group_col, "group_by": cfg.split.group_by, "groups": int(len(np.unique(groups[keep]))),
+                     "similar_pairs": similar, "groups_across_splits": straddling,
+                     **({"max_identity": cfg.split.max_identity, "kmer": default_kmer(alphabet, cfg.split.kmer)}
+                        if cfg.split.group_by == "similarity" else {})},
         "alphabet": alphabet.name,
         "stranded": stranded,
         "classes": class_names,
         "lengths": {s: length_stats(raw_lengths[keep & (split == s)], max_len) for s in SPLITS},
-        "class_counts": {s: {c: int((splits[s].y == k).sum()) for k, c in enumerate(class_names)} for s in SPLITS},
+        "target_type": kind,
+        **({"class_counts": {s: {c: int((splits[s].y == k).sum()) for k, c in enumerate(class_names)} for s in SPLITS}}
+           if kind == "classification" else {"targets": target_report(kind, y[keep], class_names, split[keep])}),
         "quality": summarize(reasons),
         "leakage": leak,
         "dedup_removed": n_leaked if cfg.dedup else 0,
@@ -338,7 +409,57 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
     truncated = sum(v["truncated"] for v in report["lengths"].values())
     if truncated:
         log.warning("%d sequences are longer than max_len=%d and will be truncated", truncated, max_len)
-    return PreparedData(splits, alphabet, class_names, resolved.positive_class, max_len, resolved, report, filtered)
+    used = np.flatnonzero(keep)
+    records = pd.DataFrame({"row": used, "id": ids[used], "label": np.asarray(labels, dtype=object)[used],
+                            "split": split[used], "group": groups[used]})
+    return PreparedData(splits, alphabet, class_names, resolved.positive_class, max_len, resolved, report, filtered,
+                        records=records)
+
+
+def _carve_missing(split: np.ndarray, keep: np.ndarray, labels: np.ndarray, groups: np.ndarray, cfg: DataConfig,
+                   seed: int) -> np.ndarray:
+    """Given splits without a val (or test) part: a seeded share of train's duplicate groups, stratified by label
+    where every stratum can be split (e.g. the train/test split of a published benchmark)."""
+    split = split.copy()
+    for name, frac in (("val", cfg.val_frac), ("test", cfg.test_frac)):
+        if (keep & (split == name)).any():
+            continue
+        pool = np.flatnonzero(keep & (split == "train"))
+        uniq, first = np.unique(groups[pool], return_index=True)
+        strata = np.asarray(labels[pool][first], dtype=str)
+        try:
+            _, taken = train_test_split(np.arange(len(uniq)), test_size=frac, stratify=strata, random_state=seed)
+        except ValueError:  # a stratum too small to split: an unstratified share
+            _, taken = train_test_split(np.arange(len(uniq)), test_size=frac, random_state=seed)
+        split[pool[np.isin(groups[pool], uniq[taken])]] = name
+        log.info("the given splits have no %s part: moved a seeded %.0f%% of train (%d records) to %s", name,
+                 frac * 100, int((split == name).sum()), name)
+    return split
+
+
+def _record_groups(cfg: DataConfig, exact: np.ndarray, canonical: np.ndarray, user_groups: np.ndarray | None,
+                   x: np.ndarray, lengths: np.ndarray, alphabet: Alphabet, stranded: bool) -> tuple[np.ndarray, int]:
+    """Group id per record: identical (and, for nucleic acids, reverse-complement) sequences, ``data.group_col``
+    groups and, with ``data.split.group_by: similarity``, sequences above ``max_identity`` — joined transitively."""
+    base = canonical if alphabet.is_nucleic else exact
+    labelings = [base] + ([user_groups] if user_groups is not None else [])
+    pairs, similar = None, 0
+    if cfg.split.group_by == "similarity":
+        k = default_kmer(alphabet, cfg.split.kmer)
+        pairs = similar_sequences(x, lengths, alphabet, cfg.split.max_identity, k,
+                                  both_strands=alphabet.is_nucleic and not stranded)
+        similar = len(pairs)
+        log.info("data.split.group_by=similarity: %d pairs of sequences at ≥ %.2f identity (k-mer estimate, k=%d) are kept "
+                 "in one split", similar, cfg.split.max_identity, k)
+    if len(labelings) == 1 and pairs is None:
+        return np.unique(base, return_inverse=True)[1], 0
+    return merge_groups(len(base), labelings, pairs), similar
+
+
+def _straddling(groups: np.ndarray, split: np.ndarray) -> int:
+    """How many groups have members in more than one split."""
+    frame = pd.DataFrame({"g": groups, "s": split})
+    return int((frame.groupby("g")["s"].nunique() > 1).sum())
 
 
 def encode_for_model(recs: Records, alphabet_name: str, max_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 FASTA_SUFFIXES = {".fa", ".fasta", ".fna", ".faa", ".ffn", ".fas", ".frn", ".mpfa"}
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
-_HEADER_KEY = re.compile(r"(?:^|\s)(label|split)=(\S+)")
+_HEADER_KEY = re.compile(r"(?:^|\s)(label|split|group)=(\S+)")
+_TARGET_KEY = re.compile(r"(?:^|\s)([A-Za-z_][\w.-]*)=(\S*)")  # any key=value of a header: targets (value=1.23)
+_NOT_TARGETS = ("label", "split", "group")
 
 
 @dataclass
@@ -38,6 +40,9 @@ class Records:
     labels: list[str] | None
     splits: list[str] | None = None
     sources: list[str] = field(default_factory=list)  # one "file:line" per record (lazy for FASTA, see locate)
+    groups: list[str] | None = None  # data.group_col (tables) or group= (FASTA headers): patient, subject, family
+    # raw target texts by column (data.target_cols of a table, or key=value keys of FASTA headers), when given
+    targets: dict[str, list[str]] | None = None
     _fasta_paths: list[tuple[Path, int]] = field(default_factory=list)  # (path, first record index) for FASTA
 
     def __len__(self) -> int:
@@ -66,12 +71,22 @@ class Records:
             seqs=[s for p in parts for s in p.seqs],
             labels=[x for p in parts for x in p.labels] if has("labels") else None,
             splits=[x for p in parts for x in p.splits] if has("splits") else None,
+            groups=[x for p in parts for x in p.groups] if has("groups") else None,
+            targets=_concat_targets(parts),
             sources=[s for p in parts for s in p.locations()] if not paths else [],
             _fasta_paths=paths,
         )
 
     def locations(self) -> list[str]:
         return self.sources or [self.locate(i) for i in range(len(self))]
+
+
+def _concat_targets(parts: list[Records]) -> dict[str, list[str]] | None:
+    """Target texts of concatenated parts: every key of any part, missing ("") where a part lacks it."""
+    if not any(p.targets for p in parts):
+        return None
+    keys = list(dict.fromkeys(k for p in parts for k in (p.targets or {})))
+    return {k: [x for p in parts for x in ((p.targets or {}).get(k) or [""] * len(p))] for k in keys}
 
 
 
@@ -143,19 +158,37 @@ def _fastx(p: Path) -> Iterator[tuple[str, str, str]]:
 def fasta_chunks(p: Path, chunk_size: int | None = None) -> Iterator[tuple[Records, list[str | None]]]:
     """The one FASTA parser (pyfastx, no index file written): records in chunks of ``chunk_size`` (all at once when
     None), with labels from ``label=`` headers (None where a header has none) and each header's ``split=``."""
-    ids, seqs, labels, splits, n = [], [], [], [], 0
+    ids, seqs, labels, splits, groups, extra, n = [], [], [], [], [], [], 0
     for name, seq, comment in _fastx(p):
         keys = dict(_HEADER_KEY.findall(comment or ""))
         ids.append(name)
         seqs.append(seq)
         labels.append(keys.get("label"))
         splits.append(keys.get("split"))
+        groups.append(keys.get("group"))
+        extra.append({k: v for k, v in _TARGET_KEY.findall(comment or "") if k not in _NOT_TARGETS} if "=" in (
+            comment or "") else {})
         if chunk_size is not None and len(seqs) == chunk_size:
-            yield Records(ids, seqs, labels, None, _fasta_paths=[(p, -n)]), splits
+            yield Records(ids, seqs, labels, None, _fasta_paths=[(p, -n)], groups=_present(groups),
+                          targets=_header_targets(extra)), splits
             n += len(seqs)
-            ids, seqs, labels, splits = [], [], [], []
+            ids, seqs, labels, splits, groups, extra = [], [], [], [], [], []
     if seqs:
-        yield Records(ids, seqs, labels, None, _fasta_paths=[(p, -n)]), splits
+        yield Records(ids, seqs, labels, None, _fasta_paths=[(p, -n)], groups=_present(groups),
+                      targets=_header_targets(extra)), splits
+
+
+def _header_targets(extra: list[dict[str, str]]) -> dict[str, list[str]] | None:
+    """``key=value`` pairs of a chunk's headers (other than label/split/group) by key; "" where a header lacks it."""
+    if not any(extra):
+        return None
+    keys = list(dict.fromkeys(k for d in extra for k in d))
+    return {k: [d.get(k, "") for d in extra] for k in keys}
+
+
+def _present(groups: list[str | None]) -> list[str | None] | None:
+    """``group=`` values of a chunk of headers, or None when no header has one."""
+    return groups if any(g is not None for g in groups) else None
 
 
 def read_fasta(path: str | Path, *, label: str | None = None, labels_from_header: bool = True) -> Records:
@@ -179,6 +212,10 @@ def read_fasta(path: str | Path, *, label: str | None = None, labels_from_header
             recs.labels = None
     else:
         recs.labels = None
+    if recs.groups is not None and None in recs.groups:
+        i = recs.groups.index(None)
+        raise DataError(f"{recs.locate(i)}: header '>{ids[i]}' has no group= while others do; add it to every header "
+                        "or none")
     present = [s for s in splits if s]
     if present:
         if len(present) < len(splits):
@@ -210,13 +247,23 @@ def _read_frame(p: Path, chunksize: int | None = None):
 
 
 def _frame_records(df: pd.DataFrame, p: Path, first_row: int, *, seq_col: str, label_col: str | None, id_col: str,
-                   split_col: str, require_labels: bool) -> Records:
-    """Records from a frame whose first row is data row ``first_row`` (0-based) of file ``p``."""
+                   split_col: str, require_labels: bool, group_col: str | None = None,
+                   target_cols: list[str] | tuple[str, ...] = (), allow_empty_labels: bool = False) -> Records:
+    """Records from a frame whose first row is data row ``first_row`` (0-based) of file ``p``; ``target_cols`` are
+    read as raw texts into ``targets`` (checked later, by ``data/targets.py``) instead of the label column."""
     df.columns = [str(c).strip() for c in df.columns]
     cols = ", ".join(df.columns)
     if seq_col not in df.columns:
         raise DataError(f"{p}: no column {seq_col!r} (columns: {cols}); set data.seq_col=NAME")
-    if require_labels and label_col not in df.columns:
+    absent = [c for c in target_cols if c not in df.columns]
+    if absent and (require_labels or len(absent) < len(target_cols)):
+        raise DataError(f"{p}: no column {absent[0]!r} (columns: {cols}); set data.target_cols to the target columns")
+    if target_cols and not absent:
+        recs = _frame_records(df, p, first_row, seq_col=seq_col, label_col=None, id_col=id_col, split_col=split_col,
+                              require_labels=False, group_col=group_col)
+        recs.targets = {c: [str(x).strip() for x in df[c]] for c in target_cols}
+        return recs
+    if require_labels and not target_cols and label_col not in df.columns:
         raise DataError(f"{p}: no column {label_col!r} (columns: {cols}); set data.label_col=NAME")
     lines = range(first_row + 2, first_row + 2 + len(df))  # line 1 is the header
     sources = [f"{p}:{n}" for n in lines]
@@ -225,7 +272,7 @@ def _frame_records(df: pd.DataFrame, p: Path, first_row: int, *, seq_col: str, l
     labels = None
     if label_col in df.columns:
         labels = [str(x).strip() for x in df[label_col]]
-        empty = next((i for i, x in enumerate(labels) if not x), None)
+        empty = next((i for i, x in enumerate(labels) if not x), None) if not allow_empty_labels else None
         if empty is not None:
             raise DataError(f"{sources[empty]}: empty value in column {label_col!r}; give every row a label")
     splits = None
@@ -234,7 +281,16 @@ def _frame_records(df: pd.DataFrame, p: Path, first_row: int, *, seq_col: str, l
         bad = next((i for i, s in enumerate(splits) if s not in SPLITS), None)
         if bad is not None:
             raise DataError(f"{sources[bad]}: {split_col}={splits[bad]!r}; expected one of {', '.join(SPLITS)}")
-    return Records(ids, seqs, labels, splits, sources)
+    groups = None
+    if group_col is not None:
+        if group_col not in df.columns:
+            raise DataError(f"{p}: no column {group_col!r} (columns: {cols}); set data.group_col=NAME or leave it unset")
+        groups = [str(x).strip() for x in df[group_col]]
+        empty = next((i for i, x in enumerate(groups) if not x), None)
+        if empty is not None:
+            raise DataError(f"{sources[empty]}: empty value in column {group_col!r}; give every row a group "
+                            "(e.g. its own id when it shares none)")
+    return Records(ids, seqs, labels, splits, sources, groups=groups)
 
 
 def read_table(
@@ -245,16 +301,21 @@ def read_table(
     id_col: str = "id",
     split_col: str = "split",
     require_labels: bool = True,
+    group_col: str | None = None,
+    target_cols: list[str] | tuple[str, ...] = (),
+    allow_empty_labels: bool = False,
 ) -> Records:
-    """Read a CSV/TSV (optionally gzipped) with named sequence and label columns."""
+    """Read a CSV/TSV (optionally gzipped) with named sequence and label (and optionally group) columns, or with
+    target columns (``target_cols``: regression values, 0/1 labels) read as raw texts. ``allow_empty_labels``: empty
+    label cells are kept (an empty label set, a missing value) for ``data/targets.py`` to judge."""
     p = check_file(path)
     df = _read_frame(p)
+    kw = dict(seq_col=seq_col, label_col=label_col, id_col=id_col, split_col=split_col, require_labels=require_labels,
+              group_col=group_col, target_cols=target_cols, allow_empty_labels=allow_empty_labels)
     if df.empty:
-        _frame_records(df, p, 0, seq_col=seq_col, label_col=label_col, id_col=id_col, split_col=split_col,
-                       require_labels=require_labels)  # missing columns first: a more useful message
+        _frame_records(df, p, 0, **kw)  # missing columns first: a more useful message
         raise DataError(f"{p} has a header but no rows; add sequences")
-    return _frame_records(df, p, 0, seq_col=seq_col, label_col=label_col, id_col=id_col, split_col=split_col,
-                          require_labels=require_labels)
+    return _frame_records(df, p, 0, **kw)
 
 
 def _attach_labels(recs: Records, labels_csv: str | Path, id_col: str, label_col: str) -> Records:
@@ -280,8 +341,14 @@ def read_source(
     id_col: str = "id",
     split_col: str = "split",
     require_labels: bool = True,
+    group_col: str | None = None,
+    target_cols: list[str] | tuple[str, ...] = (),
+    allow_empty_labels: bool = False,
 ) -> Records:
-    """Read one data source: a file, or a list of ``LABEL=FASTA`` entries (one file per class)."""
+    """Read one data source: a file, or a list of ``LABEL=FASTA`` entries (one file per class).
+
+    Groups (patient, subject, family) come from ``group_col`` of a table, or from ``group=`` in FASTA headers.
+    Targets other than one label per record come from ``target_cols`` of a table or ``key=value`` FASTA headers."""
     items = [spec] if isinstance(spec, str) else list(spec)
     per_class = [s for s in items if "=" in s and not Path(s).exists()]
     if per_class:
@@ -296,7 +363,9 @@ def read_source(
         return Records.concat(parts)
     if len(items) > 1:
         return Records.concat([read_source(s, labels_csv=labels_csv, seq_col=seq_col, label_col=label_col, id_col=id_col,
-                                           split_col=split_col, require_labels=require_labels) for s in items])
+                                           split_col=split_col, require_labels=require_labels, group_col=group_col,
+                                           target_cols=target_cols, allow_empty_labels=allow_empty_labels)
+                               for s in items])
     p = check_file(items[0])
     if file_format(p) == "fasta":
         recs = read_fasta(p, labels_from_header=labels_csv is None)
@@ -304,8 +373,9 @@ def read_source(
             recs = _attach_labels(recs, labels_csv, id_col, label_col)
     else:
         recs = read_table(p, seq_col=seq_col, label_col=label_col, id_col=id_col, split_col=split_col,
-                          require_labels=require_labels)
-    if require_labels and recs.labels is None:
+                          require_labels=require_labels, group_col=group_col, target_cols=target_cols,
+                          allow_empty_labels=allow_empty_labels)
+    if require_labels and recs.labels is None and not recs.targets:
         raise DataError(
             f"{recs.locate(0)}: header '>{recs.ids[0]}' has no label; add ' label=CLASS' to every header, "
             "set data.labels=labels.csv, or give one FASTA per class as LABEL=FILE"
@@ -316,7 +386,7 @@ def read_source(
 def has_labels(path: str | Path, **kwargs) -> bool:
     """Whether a FASTA/table carries labels (from its first record or its header line)."""
     first = next(iter_chunks(path, 1, **kwargs), None)
-    return first is not None and first.labels is not None
+    return first is not None and (first.labels is not None or bool(first.targets))
 
 
 def iter_chunks(path: str | Path, chunk_size: int = 8192, **kwargs) -> Iterator[Records]:
@@ -327,6 +397,7 @@ def iter_chunks(path: str | Path, chunk_size: int = 8192, **kwargs) -> Iterator[
     """
     p = check_file(path)
     if file_format(p) == "fasta":
+        kwargs.pop("target_cols", None)  # FASTA targets are the headers' key=value pairs
         labelled: bool | None = None
         for recs, _ in fasta_chunks(p, chunk_size):
             has = [bool(lab) for lab in recs.labels]

@@ -13,6 +13,12 @@ import numpy as np
 import torch
 
 
+def target_array(y: np.ndarray) -> np.ndarray:
+    """Batch targets: class indices as int64, regression values and multi-label 0/1 (NaN = missing) as float32."""
+    y = np.asarray(y)
+    return y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int64)
+
+
 def balanced_weights(y: np.ndarray) -> np.ndarray:
     """Per-sample weights ``1 / count(class)``: every class is drawn equally often (guide 7.1 step 4)."""
     counts = np.bincount(y)

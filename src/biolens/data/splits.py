@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import logging
+from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from biolens.data.alphabets import Alphabet
 from biolens.data.augment import reverse_complement_np
@@ -87,3 +90,71 @@ def find_leakage(exact: np.ndarray, canonical: np.ndarray, split: np.ndarray, ch
     }
     report["_mask"] = mask
     return report
+
+
+ASSIGNMENT_COLUMNS = ("row", "id", "split")
+
+
+def write_assignment(path: str | Path, rows: np.ndarray, ids: np.ndarray, split: np.ndarray) -> None:
+    """A split assignment TSV (``row``, ``id``, ``split``) for ``data.split.assignment``."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(ASSIGNMENT_COLUMNS)
+        w.writerows(zip((int(r) for r in rows), (str(i) for i in ids), (str(s) for s in split)))
+
+
+def read_assignment(path: str | Path, ids: np.ndarray) -> np.ndarray:
+    """The split of every record (``""`` for records the file does not list) from a ``data.split.assignment`` TSV;
+    each listed row must carry the id the data have at that row, so an assignment never applies to changed data."""
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise DataError(f"data.split.assignment {path}: file not found; check the path") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"data.split.assignment {path}: cannot parse ({str(e).splitlines()[0]}); it is a TSV with "
+                        f"columns {', '.join(ASSIGNMENT_COLUMNS)}") from None
+    missing = [c for c in ASSIGNMENT_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"data.split.assignment {path}: no column {missing[0]!r}; it needs "
+                        f"{', '.join(ASSIGNMENT_COLUMNS)}")
+    out = np.full(len(ids), "", dtype=object)
+    for line, (row, rid, s) in enumerate(zip(df["row"], df["id"], df["split"]), start=2):
+        if s not in SPLITS:
+            raise DataError(f"{path}:{line}: split {s!r}; expected one of {', '.join(SPLITS)}")
+        if not row.isdigit() or int(row) >= len(ids):
+            raise DataError(f"{path}:{line}: row {row!r} is not a record of the data ({len(ids)} records); the "
+                            "assignment belongs to other data")
+        if str(ids[int(row)]) != rid:
+            raise DataError(f"{path}:{line}: record {row} is {ids[int(row)]!r} in the data, not {rid!r}; the data "
+                            "changed since the assignment was written")
+        out[int(row)] = s
+    return out
+
+
+def grouped_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold number (0 … folds-1) per row: stratified by label, every group in one fold, seeded
+    (scikit-learn's ``StratifiedGroupKFold``)."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    n_groups = len(np.unique(groups))
+    if folds < 2:
+        raise DataError(f"folds={folds}: cross-validation needs at least 2 folds")
+    if n_groups < folds:
+        raise DataError(f"{folds} folds need at least {folds} groups of records; the data have {n_groups} (duplicates "
+                        "and data.group_col groups stay together): use fewer folds or add data")
+    counts = dict(zip(*np.unique(labels, return_counts=True)))
+    rare = min(counts, key=counts.get)
+    if counts[rare] < folds:
+        raise DataError(f"class {rare!r} has {counts[rare]} record(s), fewer than the {folds} folds; every fold needs "
+                        "each class: use fewer folds or add data")
+    fold = np.full(len(labels), -1, dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed % (2**32))
+    for k, (_, held) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+        fold[held] = k
+    return fold
+
+
+def inner_val(labels: np.ndarray, groups: np.ndarray, val_frac: float, seed: int) -> np.ndarray:
+    """Bool mask of a stratified, grouped share (about ``val_frac``) of rows held out for validation."""
+    parts = max(2, round(1 / val_frac))
+    fold = grouped_folds(labels, groups, parts, seed)
+    return fold == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 _DNA = np.frombuffer(b"ACGT", dtype=np.uint8)
 
@@ -75,3 +76,64 @@ def write_synthetic_genome(path: str | Path, lengths: dict[str, int], *, motif: 
             if n % line_width:
                 fh.write(seq[full * line_width:].tobytes() + b"\n")
     return sorted(planted)
+
+
+_PROTEIN = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWY", dtype=np.uint8)
+EXPRESSION_MOTIF = "TATAAT"
+PEPTIDE_MOTIFS = {"RRWW": "RRWW", "DEDE": "DEDE", "GPGP": "GPGP", "CYCY": "CYCY"}
+
+
+def _split_column(n: int, rng: np.random.Generator, val: float = 0.1, test: float = 0.1) -> np.ndarray:
+    u = rng.random(n)
+    return np.where(u < test, "test", np.where(u < test + val, "val", "train"))
+
+
+def synthetic_expression(n: int = 2000, length: int = 60, *, seed: int = 0, missing: float = 0.1) -> pd.DataFrame:
+    """DNA with two regression targets that are known functions of the sequence (a pandas DataFrame):
+
+    - ``expression`` = 2 × (copies of ``TATAAT``) + 4 × (GC fraction − 0.5) + N(0, 0.1²);
+    - ``stability`` = 5 × GC fraction of the first 20 bases + N(0, 0.1²), missing (empty) in ``missing`` of rows,
+      so a multi-task model must mask it.
+
+    Motif copies (0–3, at random non-overlapping slots) are planted into uniform random DNA; a ``split`` column
+    fixes train/val/test (80/10/10)."""
+    rng = np.random.default_rng(seed)
+    x = _DNA[rng.integers(0, 4, size=(n, length), dtype=np.uint8)]
+    motif = np.frombuffer(EXPRESSION_MOTIF.encode(), dtype=np.uint8)
+    slots = length // len(motif)
+    copies = rng.integers(0, 4, size=n)
+    for i in range(n):
+        for s in rng.choice(slots, size=copies[i], replace=False):
+            x[i, s * len(motif):(s + 1) * len(motif)] = motif
+    seqs = x.view(f"S{length}").ravel().astype(str)
+    gc = np.isin(x, (ord("G"), ord("C"))).mean(axis=1)
+    gc20 = np.isin(x[:, :20], (ord("G"), ord("C"))).mean(axis=1)
+    count = np.array([s.count(EXPRESSION_MOTIF) for s in seqs])  # planted copies, plus any made by chance
+    expression = 2.0 * count + 4.0 * (gc - 0.5) + rng.normal(0, 0.1, n)
+    stability = 5.0 * gc20 + rng.normal(0, 0.1, n)
+    stab_text = np.array([f"{v:.4f}" for v in stability], dtype=object)
+    stab_text[rng.random(n) < missing] = ""
+    return pd.DataFrame({"id": [f"s{i}" for i in range(n)], "sequence": seqs,
+                         "expression": np.round(expression, 4), "stability": stab_text,
+                         "split": _split_column(n, rng)})
+
+
+def synthetic_peptides(n: int = 2000, *, seed: int = 0, rate: float = 0.3) -> pd.DataFrame:
+    """Peptides (20–40 aa) whose label set is the set of motifs planted in them (a pandas DataFrame with a
+    ``labels`` column of ``A|B`` sets, empty for none): each of ``RRWW``, ``DEDE``, ``GPGP``, ``CYCY`` is planted with
+    probability ``rate``, at a random position; a ``split`` column fixes train/val/test (80/10/10)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(20, 41, size=n)
+    seqs, sets = [], []
+    names = list(PEPTIDE_MOTIFS)
+    for i in range(n):
+        body = _PROTEIN[rng.integers(0, len(_PROTEIN), size=lengths[i])].copy()
+        chosen = [m for m in names if rng.random() < rate]
+        starts = rng.permutation(lengths[i] // 5)[:len(chosen)] * 5  # non-overlapping 5-residue slots
+        for m, s in zip(chosen, starts):
+            body[s:s + len(m)] = np.frombuffer(PEPTIDE_MOTIFS[m].encode(), dtype=np.uint8)
+        seq = body.tobytes().decode()
+        seqs.append(seq)
+        sets.append("|".join(m for m in names if PEPTIDE_MOTIFS[m] in seq))
+    return pd.DataFrame({"id": [f"p{i}" for i in range(n)], "sequence": seqs, "labels": sets,
+                         "split": _split_column(n, rng)})

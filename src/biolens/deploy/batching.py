@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from biolens.contract import softmax
 from biolens.errors import BiolensError
 from biolens.tasks import Predictor
 
@@ -129,7 +128,8 @@ class MicroBatcher:
         return jobs
 
     def _forward(self, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
-        return softmax(self.predictor.logits(x, lengths, self.batch_size), self.predictor.contract.temperature)
+        # class probabilities (softmax, temperature); regression values or label probabilities for those runs
+        return self.predictor.contract.probabilities(self.predictor.logits(x, lengths, self.batch_size))
 
     async def _run(self, jobs: list[_Job]) -> None:
         # Items of one shape go through one forward pass (sequences always share the contract's width; images may

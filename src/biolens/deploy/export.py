@@ -72,8 +72,8 @@ def parity_batches(batch: dict[str, Tensor]) -> list[dict[str, Tensor]]:
     return out
 
 
-def compare(wrapper: ExportModule, runner, batches: list[dict[str, Tensor]], quantized: bool = False  # noqa: ANN001
-            ) -> dict[str, Any]:
+def compare(wrapper: ExportModule, runner, batches: list[dict[str, Tensor]], quantized: bool = False,  # noqa: ANN001
+            outputs: Any = softmax) -> dict[str, Any]:
     """Run ``runner(args) → outputs`` and eager on every batch; max abs differences per output (and probabilities).
 
     ``argmax_agreement`` counts every input; ``decisive_agreement`` only those whose eager top-two probabilities
@@ -86,7 +86,7 @@ def compare(wrapper: ExportModule, runner, batches: list[dict[str, Tensor]], qua
         ref, got = run_eager(wrapper, args), runner(args)
         diffs = {name: float(np.abs(r - g).max()) if r.size else 0.0
                  for name, r, g in zip(wrapper.output_names, ref, got)}
-        p_ref, p_got = softmax(ref[0]), softmax(got[0])
+        p_ref, p_got = outputs(ref[0]), outputs(got[0])
         p_diff = float(np.abs(p_ref - p_got).max())
         agree += int((p_ref.argmax(1) == p_got.argmax(1)).sum())
         total += len(p_ref)
@@ -120,11 +120,14 @@ def check_options(fmt: str, quantize: str | None) -> None:
 
 
 def export_model(model: nn.Module, batch: dict[str, Tensor], fmt: str, *, quantize: str | None = None,
-                 fuse_bn: bool = False, metadata: dict[str, str] | None = None
+                 fuse_bn: bool = False, metadata: dict[str, str] | None = None, outputs: Any = softmax
                  ) -> tuple[bytes, dict[str, Any]]:
     """Export ``model`` and check parity on ``batch`` (``{"x", …aux}``) and its variants.
 
-    Returns the file's bytes and the parity report. Raises ModelError when fp32 parity fails.
+    ``outputs`` turns logits into what the parity of decisions is judged on (``prob_max_abs_diff``, the int8
+    tolerance): class probabilities by default; ``parity_outputs`` gives label probabilities for multi-label runs and
+    the standardized values for regression runs. Returns the file's bytes and the parity report. Raises ModelError
+    when fp32 parity fails.
     """
     check_options(fmt, quantize)
     wrapper, fused = prepare_model(model, fuse_bn)
@@ -137,14 +140,14 @@ def export_model(model: nn.Module, batch: dict[str, Tensor], fmt: str, *, quanti
     if fmt == "onnx":
         data = to_onnx(wrapper, example, metadata)
         session = onnx_session(data)
-        report["fp32"] = compare(reference, lambda a: run_onnx(session, a), batches)
+        report["fp32"] = compare(reference, lambda a: run_onnx(session, a), batches, outputs=outputs)
         if quantize:
             data = quantize_int8(data)
             q = onnx_session(data)
-            report["int8"] = compare(reference, lambda a: run_onnx(q, a), batches, quantized=True)
+            report["int8"] = compare(reference, lambda a: run_onnx(q, a), batches, quantized=True, outputs=outputs)
     else:
         ts = to_torchscript(wrapper, example, freeze=fuse_bn)
-        report["fp32"] = compare(reference, lambda a: run_torchscript(ts, a), batches)
+        report["fp32"] = compare(reference, lambda a: run_torchscript(ts, a), batches, outputs=outputs)
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -188,6 +191,16 @@ def sample_batch(predictor: Any, n: int = 8) -> tuple[dict[str, Tensor], str]:
     return random_batch(predictor.model, predictor.contract, n), "random inputs (the run's data has no rows)"
 
 
+def parity_outputs(contract: Any) -> Any:
+    """What parity compares besides the raw outputs: class probabilities (softmax), label probabilities (sigmoid) or,
+    for regression, the model's standardized outputs themselves (so the int8 tolerance is 0.05 standard deviations)."""
+    if contract.target_type == "multilabel":
+        return lambda z: 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+    if contract.target_type == "regression":
+        return lambda z: np.asarray(z, dtype=np.float64)
+    return softmax
+
+
 def metadata_for(predictor: Any) -> dict[str, str]:
     """Contract and provenance embedded in the exported file."""
     m = predictor.manifest
@@ -221,7 +234,13 @@ def export_run(run: str | Path, fmt: str = "onnx", out: str | Path | None = None
                           f"{predictor.run_dir / ('model' + SUFFIX.get(fmt, ''))}")
     batch, source = sample_batch(predictor, n_samples)
     data, report = export_model(predictor.model, batch, fmt, quantize=quantize, fuse_bn=fuse_bn,
-                                metadata=metadata_for(predictor))
+                                metadata=metadata_for(predictor), outputs=parity_outputs(predictor.contract))
+    c = predictor.contract
+    report["compared_outputs"] = {"classification": "class probabilities", "multilabel": "label probabilities",
+                                  "regression": "standardized values (output units)"}[c.target_type]
+    if c.target_type == "regression":  # the largest fp32 difference in each target's own units
+        report["fp32"]["value_max_abs_diff"] = {n: report["fp32"]["max_abs_diff"] * s for n, s in
+                                                zip(c.target_names, c.target_std or [1.0] * c.num_classes)}
     report.update({"run": str(predictor.run_dir), "model": predictor.config.model.name, "file": out.name,
                    "bytes": len(data), "parity_inputs": source})
     out.parent.mkdir(parents=True, exist_ok=True)

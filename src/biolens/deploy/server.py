@@ -94,6 +94,43 @@ class PredictResponse(BaseModel):
     predictions: list[ItemPrediction]
 
 
+class RegressionItem(BaseModel):
+    id: str
+    values: dict[str, float] = Field(..., description="predicted value per target, in the units of the training data "
+                                     "(the train-fitted standardization undone)")
+
+
+class RegressionResponse(BaseModel):
+    model: str
+    task: str
+    target_type: str = Field("regression", description="a regression model: one value per target")
+    targets: list[str]
+    predictions: list[RegressionItem]
+
+
+class MultilabelItem(BaseModel):
+    id: str
+    labels: list[str] = Field(..., description="the labels whose probability reaches their threshold (may be empty)")
+    probabilities: dict[str, float] = Field(..., description="per-label probability (independent sigmoids, "
+                                            "temperature applied); they need not sum to 1")
+
+
+class MultilabelResponse(BaseModel):
+    model: str
+    task: str
+    target_type: str = Field("multilabel", description="a multi-label model: any number of labels per item")
+    thresholds: dict[str, float] = Field(..., description="per-label decision threshold (chosen on validation or 0.5)")
+    predictions: list[MultilabelItem]
+
+
+RESPONSES = {"classification": PredictResponse, "regression": RegressionResponse, "multilabel": MultilabelResponse}
+PREDICT_SUMMARY = {
+    "classification": "Predict classes for sequences (JSON) or images (multipart files)",
+    "regression": "Predict a value per target (original units) for sequences (JSON) or images (multipart files)",
+    "multilabel": "Predict a label set and per-label probabilities for sequences (JSON) or images (multipart files)",
+}
+
+
 class ErrorResponse(BaseModel):
     error: str
     field: str | None
@@ -156,6 +193,17 @@ class InferenceService:
 
     def format(self, ids: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
         c = self.contract
+        if c.target_type == "regression":  # probs are the values (contract.outputs)
+            return {"model": self.model_name, "task": c.task, "target_type": "regression", "targets": c.target_names,
+                    "predictions": [{"id": ident, "values": {n: float(probs[i, k]) for k, n in enumerate(c.target_names)}}
+                                    for i, ident in enumerate(ids)]}
+        if c.target_type == "multilabel":
+            on = c.decide(probs)
+            return {"model": self.model_name, "task": c.task, "target_type": "multilabel",
+                    "thresholds": dict(zip(c.target_names, map(float, c.thresholds))),
+                    "predictions": [{"id": ident, "labels": [n for k, n in enumerate(c.target_names) if on[i, k]],
+                                     "probabilities": {n: float(probs[i, k]) for k, n in enumerate(c.target_names)}}
+                                    for i, ident in enumerate(ids)]}
         pred = c.decide(probs)
         items = []
         for i, ident in enumerate(ids):
@@ -186,6 +234,7 @@ class InferenceService:
             "task": c.task,
             "model": {"name": self.model_name, "params": dict(self.predictor.config.model.params)},
             "classes": list(c.class_names),
+            "target_type": c.target_type,
             "positive_class": c.positive_class,
             "threshold": c.threshold if c.positive_index is not None else None,
             "temperature": c.temperature,
@@ -246,8 +295,10 @@ def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: in
             await batcher.stop()
 
     app = FastAPI(title="biolens inference API", version=__version__, lifespan=lifespan,
-                  description=f"Predictions from the {predictor.contract.task} model `{service.model_name}` "
-                              f"({', '.join(predictor.contract.class_names)}).")
+                  description=f"Predictions from the {predictor.contract.task} model `{service.model_name}`: "
+                              + {"classification": "classes", "regression": "regression of",
+                                 "multilabel": "multi-label,"}[predictor.contract.target_type]
+                              + f" {', '.join(predictor.contract.class_names)}.")
     app.state.service = service
     app.state.batcher = batcher
 
@@ -265,8 +316,8 @@ def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: in
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, "path" if exc.status_code in (404, 405) else None, str(exc.detail))
 
-    @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_PREDICT_BODY,
-              summary="Predict for sequences (JSON) or images (multipart files)")
+    @app.post("/v1/predict", response_model=RESPONSES[predictor.contract.target_type], responses=_ERRORS,
+              openapi_extra=_PREDICT_BODY, summary=PREDICT_SUMMARY[predictor.contract.target_type])
     async def predict(request: Request) -> dict[str, Any]:
         carries = content_type(request, service.codec)
         body = b""

@@ -248,8 +248,8 @@ def add_explain_route(app: FastAPI, service: Any, explainer: Explainer,
             async with lock:
                 probs, items = await asyncio.to_thread(
                     explainer, ExplainRequest(list(ids), encoded, chosen, target, blobs))
-        except BiolensError as e:
-            raise APIError(422, "method" if "method" in str(e) else "body", str(e)) from None
+        except BiolensError as e:  # method and class were checked above; what is left is about the inputs
+            raise APIError(422, "body", str(e)) from None
         finally:
             waiting -= 1
         service.requests += 1

@@ -12,9 +12,11 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
-from biolens.config import TrainConfig
+from biolens.config import RunConfig, TrainConfig
+from biolens.data.builtin import is_builtin
 from biolens.errors import ConfigError
 from biolens.doctor.model import receptive_field
 from biolens.models import create_model, list_models
@@ -198,3 +200,79 @@ def _validate(a: Advice, classes: int, alphabet: str) -> None:
     pairs = {a.flags[i].lstrip("-").replace("-", "_"): a.flags[i + 1] for i in range(0, len(a.flags) - 1)
              if a.flags[i].startswith("--") and a.flags[i] in ("--loss", "--class-weights", "--sampler")}
     TrainConfig(**a.train_set, **pairs)
+
+
+# ---- train.preset=auto: the decision above as the default of `biolens train` ---------------------------------------
+PRESET_BUILTIN_IMAGE_SIZE = 32  # bundled 28 px MedMNIST sets: a 32 px canvas halves evenly through four stages
+SMALL_RESNET = {"widths": [16, 32, 64, 128], "blocks": [1, 1, 1, 1]}
+CPU_IMAGE_EPOCHS = 15
+GPU_IMAGE_EPOCHS = 30
+
+
+def _unset(section: Any, name: str) -> bool:
+    return name not in section.model_fields_set
+
+
+def preset_before_data(cfg: RunConfig, kind: str) -> tuple[RunConfig, list[str]]:
+    """``train.preset=auto`` choices needed before the data are read (the image size of bundled image sets)."""
+    why: list[str] = []
+    if cfg.train.preset != "auto" or kind != "image":
+        return cfg, why
+    icfg = cfg.data.image
+    if is_builtin(cfg.data.path) and _unset(icfg, "image_size") and icfg.image_size is None:
+        icfg = icfg.model_copy(update={"image_size": PRESET_BUILTIN_IMAGE_SIZE})
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"image": icfg})})
+        why.append(f"image_size {PRESET_BUILTIN_IMAGE_SIZE}: bundled 28 px images on a canvas that halves evenly")
+    return cfg, why
+
+
+def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.ndarray, device_type: str,
+                      target_type: str = "classification") -> tuple[RunConfig, list[str]]:
+    """``train.preset=auto``: model size, epochs, schedule, batch size and class weights from the data size, input
+    size, class balance and device, for every field the config leaves unset (what is set is never changed).
+
+    Images trained from scratch with the default resnet get a small residual net (widths 16…128, one block per
+    stage) on CPU or under 20,000 images, a cosine schedule over a fixed number of epochs (15 on CPU, 30 on GPU;
+    no early stopping, which a cosine schedule does not need), and inverse class weights when the classes are 2×
+    or more out of balance; sequences get inverse class weights above 3× imbalance and batches of 32 below 1,000
+    sequences. Returns the config with the choices written in and one reason per choice."""
+    why: list[str] = []
+    if cfg.train.preset != "auto":
+        return cfg, why
+    t, m = cfg.train, cfg.model
+    train_up: dict[str, Any] = {}
+    model_up: dict[str, Any] = {}
+    counts = np.asarray(class_counts)
+    imbalance = float(counts.max() / max(counts.min(), 1)) if target_type == "classification" and counts.size else 1.0
+    if kind == "image":
+        scratch = not (m.pretrained or m.weights)
+        default_model = m.name in (None, "resnet") and _unset(m, "params") and not m.params
+        if scratch and default_model and (device_type != "cuda" or n_train < 20_000):
+            model_up["params"] = dict(SMALL_RESNET)
+            why.append(f"model resnet widths {SMALL_RESNET['widths']}, one block per stage: {n_train:,} training images"
+                       f"{' on CPU' if device_type != 'cuda' else ''} (the ResNet-18 layout is 40× the compute)")
+        if scratch:
+            epochs = CPU_IMAGE_EPOCHS if device_type != "cuda" else GPU_IMAGE_EPOCHS
+            if _unset(t, "epochs"):
+                train_up["epochs"] = epochs
+            if _unset(t, "schedule"):
+                train_up["schedule"] = "cosine"
+                if _unset(t, "early_stopping_patience"):
+                    train_up["early_stopping_patience"] = None
+                why.append(f"{train_up.get('epochs', t.epochs)} epochs with a cosine schedule, no early stopping "
+                           "(the schedule anneals to the end; the best val epoch is kept)")
+        if imbalance >= 2 and _unset(t, "class_weights") and _unset(t, "sampler") and _unset(t, "loss"):
+            train_up["class_weights"] = "inverse"
+            why.append(f"inverse class weights: train classes {imbalance:.1f}× out of balance")
+    else:
+        if imbalance > 3 and _unset(t, "class_weights") and _unset(t, "sampler") and _unset(t, "loss"):
+            train_up["class_weights"] = "inverse"
+            why.append(f"inverse class weights: train classes {imbalance:.1f}× out of balance")
+        if n_train < SMALL and _unset(t, "batch_size"):
+            train_up["batch_size"] = 32
+            why.append(f"batch size 32: {n_train} training sequences (more optimizer steps per epoch)")
+    if train_up:
+        cfg = cfg.model_copy(update={"train": t.model_copy(update=train_up)})
+    if model_up:
+        cfg = cfg.model_copy(update={"model": m.model_copy(update=model_up)})
+    return cfg, why

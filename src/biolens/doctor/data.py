@@ -20,6 +20,7 @@ import torch
 
 from biolens.config import RunConfig
 from biolens.data.splits import SPLITS
+from biolens.doctor.targets import data_checks
 from biolens.findings import Finding, Report
 from biolens.tasks import Task, make_task
 
@@ -61,9 +62,13 @@ def doctor_data(cfg: RunConfig, *, n_batches: int = 3) -> Report:
     report = Report("data", str(cfg.data.path))
     names = list(task.class_names)
     context = {"stats": _batches(task, n_batches, report)}
-    _balance(task, names, report)
-    _missing_classes(task, names, report)
+    if task.target_type == "classification":
+        _balance(task, names, report)
+        _missing_classes(task, names, report)
+    else:  # target distribution, outliers, constant targets; rare labels and co-occurrence (doctor/targets.py)
+        data_checks(task, report)
     _leakage(task, report)
+    _near_duplicates(task, report)
     for check in KIND_CHECKS.get(task.kind, []):
         check(task, report, context)
     return report
@@ -78,14 +83,17 @@ def _batches(task: Task, n_batches: int, report: Report) -> dict[str, list[torch
     for split, train in (("train", True), ("val", False)):
         for i, b in enumerate(islice(iter(task.batches(split, train=train, device=cpu)), n_batches)):
             x, y = b["x"], b["y"]
+            targets = y.is_floating_point()  # regression values / multi-label 0/1, NaN where missing
             row = {"split": split, "batch": i, "x": "×".join(map(str, x.shape)), "dtype": str(x.dtype).replace("torch.", ""),
-                   "min": float(x.min()), "max": float(x.max()), "y": sorted(int(v) for v in y.unique())}
+                   "min": float(x.min()), "max": float(x.max()),
+                   "y": (f"{'×'.join(map(str, y.shape))} float, {int(torch.isnan(y).sum())} missing" if targets
+                         else sorted(int(v) for v in y.unique()))}
             rows.append(row)
             if x.is_floating_point():
                 if not torch.isfinite(x).all():
                     nonfinite.append(f"{split} batch {i}")
                 stats.setdefault(split, []).append(x.float())
-            if int(y.min()) < 0 or int(y.max()) >= n_classes:
+            if not targets and (int(y.min()) < 0 or int(y.max()) >= n_classes):
                 bad_y.append(f"{split} batch {i}")
     report.tables["batches"] = rows
     report.add(Finding("batches", "fail" if bad_y else "pass",
@@ -174,6 +182,33 @@ def _leakage(task: Task, report: Report) -> None:
                            f"{dup} exact duplicates inside splits ({', '.join(f'{s} {v}' for s, v in within.items() if v)})",
                            "duplicates over-weight those examples; deduplicate the source if they are not intended"
                            if dup > 0.05 * total else ""))
+
+
+NEAR_DUPLICATE_LIMIT = 200_000  # items compared for near-duplicates (MinHash / perceptual hashes)
+
+
+def _near_duplicates(task: Task, report: Report) -> None:
+    total = sum(task.size(s) for s in SPLITS)
+    cut = task.cfg.data.split.max_identity
+    what = (f"sequences at ≥ {cut:g} estimated identity (k-mer MinHash)" if task.kind == "sequence"
+            else "images within 4 bits of perceptual hash")
+    if total > NEAR_DUPLICATE_LIMIT:
+        report.add(Finding("near-duplicates across splits", "pass", f"not checked: {total:,} items is over the "
+                           f"{NEAR_DUPLICATE_LIMIT:,} this check compares"))
+        return
+    found = task.near_duplicates(cut)
+    n = sum(found.values())
+    grouped = task.cfg.data.split.group_by == "similarity"
+    detail = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in found.items() if v)
+    if not n:
+        report.add(Finding("near-duplicates across splits", "pass", f"no {what} across splits", data=found))
+    else:
+        fix = ("split by similarity: --set data.split.group_by=similarity (and data.split.max_identity), so similar "
+               "sequences stay in one split" if task.kind == "sequence" else
+               "group images of one patient or source with --group-col, or remove the re-exported copies")
+        report.add(Finding("near-duplicates across splits", "pass" if grouped and task.kind == "sequence" else "warn",
+                           f"{detail}: {what}; metrics on them measure recall of near-copies, not generalization",
+                           "" if grouped else fix, found))
 
 
 @kind_check("sequence")

@@ -20,6 +20,7 @@ import yaml
 from scipy.stats import norm
 
 from biolens.bundle import REQUIRED_FILES, check_files
+from biolens.doctor.targets import prediction_checks, shift_check
 from biolens.errors import BiolensError, BundleError
 from biolens.findings import Finding, Report
 from biolens.metrics import monitor_direction
@@ -90,10 +91,13 @@ def doctor_run(run: str | Path) -> Report:
                            _lr_high_fix(lr)))
         return report
     _lr_checks(epochs, tl, lr, report)
-    _fit_checks(run_dir, rows, epochs, tl, vl, lr, report)
+    contract_path = run_dir / "contract.json"  # the resolved target type (data.target may say auto)
+    resolved = _load_json(contract_path).get("target_type") if contract_path.is_file() else None
+    target_type = resolved or (cfg.get("data") or {}).get("target") or "classification"
+    _fit_checks(run_dir, rows, epochs, tl, vl, lr, report, target_type)
     _plateau(rows, epochs, train_cfg, report)
-    _predictions(run_dir, report)
-    _shift(run_dir, report)
+    _predictions(run_dir, report, target_type)
+    _shift(run_dir, report, target_type)
     return report
 
 
@@ -155,9 +159,10 @@ def _chance(run_dir: Path) -> float | None:
 
 
 def _fit_checks(run_dir: Path, rows: list[dict[str, Any]], epochs: list[int], tl: np.ndarray, vl: np.ndarray,
-                lr: Any, report: Report) -> None:
+                lr: Any, report: Report, target_type: str = "classification") -> None:
     gap = vl - tl
-    ta = _series(rows, "train_acc")
+    # multi-label runs log subset accuracy, which has no majority-class rate to compare with
+    ta = _series(rows, "train_acc") if target_type in ("classification", "auto") else None
     chance = _chance(run_dir)
     if chance is None and ta is not None:
         chance = 0.5
@@ -212,11 +217,17 @@ def _plateau(rows: list[dict[str, Any]], epochs: list[int], train_cfg: dict[str,
                               else "")))
 
 
-def _predictions(run_dir: Path, report: Report) -> None:
+def _predictions(run_dir: Path, report: Report, target_type: str = "classification") -> None:
     p = run_dir / "predictions.csv"
     if not p.is_file():
         return
     df = pd.read_csv(p, dtype={"label": str, "prediction": str})
+    if target_type in ("regression", "multilabel"):
+        contract = _load_json(run_dir / "contract.json") if (run_dir / "contract.json").is_file() else {}
+        names = list(contract.get("class_names") or [])
+        if names and not df.empty:
+            prediction_checks(df, names, target_type, report)
+        return
     if "label" not in df or df.empty:
         return
     pred, true = df["prediction"].astype(str), df["label"].astype(str)
@@ -245,7 +256,7 @@ def _head(m: dict[str, Any]) -> dict[str, Any]:
     return m.get("at_threshold") or m.get("at_0.5") or m.get("metrics") or m
 
 
-def _shift(run_dir: Path, report: Report) -> None:
+def _shift(run_dir: Path, report: Report, target_type: str = "classification") -> None:
     p = run_dir / "metrics.json"
     if not p.is_file():
         return
@@ -253,7 +264,11 @@ def _shift(run_dir: Path, report: Report) -> None:
     raw_val, raw_test = metrics.get("val", {}), metrics.get("test", {})
     val = {"n": raw_val.get("n"), **_head(raw_val)}  # after `biolens evaluate`, n stays at the top level
     test = {"n": raw_test.get("n"), **_head(raw_test)}
+    if shift_check(val, test, target_type, report):
+        return
     key = "balanced_accuracy" if "balanced_accuracy" in val and "balanced_accuracy" in test else "accuracy"
+    if target_type == "multilabel":
+        key = "subset_accuracy"
     if val.get(key) is None or test.get(key) is None or not val.get("n") or not test.get("n"):
         return
     a, b, na, nb = float(val[key]), float(test[key]), int(val["n"]), int(test["n"])

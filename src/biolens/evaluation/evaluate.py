@@ -14,7 +14,7 @@ import numpy as np
 
 from biolens.contract import InputContract, decide
 from biolens.errors import BiolensWarning
-from biolens.evaluation import plots
+from biolens.evaluation import multilabel, plots, regression
 from biolens.evaluation.bootstrap import binary_cis, multiclass_cis
 from biolens.evaluation.calibration import brier, expected_calibration_error, nll, reliability
 from biolens.evaluation.clinical import clinical_lines
@@ -106,8 +106,11 @@ def degenerate_warnings(y: np.ndarray, contract: InputContract) -> list[str]:
 def evaluate_predictions(y: np.ndarray, probs: np.ndarray, contract: InputContract, evaluated: str,
                          options: EvalOptions | None = None, plots_dir: Path | None = None,
                          operating_point: dict[str, Any] | None = None) -> EvaluationResult:
-    """Everything ``biolens evaluate`` reports about probabilities ``(N, C)`` against labels ``(N,)``."""
+    """Everything ``biolens evaluate`` reports about probabilities ``(N, C)`` against labels ``(N,)``; regression
+    values or multi-label probabilities ``(N, T)`` against ``(N, T)`` targets for runs of those types."""
     opt = options or EvalOptions()
+    if not contract.is_classification:
+        return _evaluate_targets(y, probs, contract, evaluated, opt, plots_dir, operating_point)
     binary = contract.positive_index is not None
     at_default = metrics_with_cis(y, probs, contract, 0.5, opt)
     at_threshold = (metrics_with_cis(y, probs, contract, contract.threshold, opt)
@@ -120,6 +123,30 @@ def evaluate_predictions(y: np.ndarray, probs: np.ndarray, contract: InputContra
                               operating_point=operating_point, warnings=degenerate_warnings(y, contract))
     if plots_dir is not None:
         result.plots = write_plots(plots_dir, y, probs, contract, result.metrics, calibration)
+    return result
+
+
+def _evaluate_targets(y: np.ndarray, out: np.ndarray, contract: InputContract, evaluated: str, opt: EvalOptions,
+                      plots_dir: Path | None, operating_point: dict[str, Any] | None) -> EvaluationResult:
+    """Regression (``evaluation/regression.py``) or multi-label (``evaluation/multilabel.py``) evaluation."""
+    names = contract.target_names
+    y = np.asarray(y, dtype=np.float64).reshape(len(out), -1)
+    kw = dict(n_resamples=opt.n_resamples, seed=opt.seed, alpha=opt.alpha)
+    if contract.target_type == "regression":
+        m, calib, engine = regression.regression_metrics(y, out, names, **kw), {}, regression
+    else:
+        m = multilabel.multilabel_metrics(y, out, names, contract.thresholds, **kw)
+        calib, engine = multilabel.calibration(y, out, contract.temperature), multilabel
+    notes = []
+    for j, name in enumerate(names):
+        if np.isnan(y[:, j]).all():
+            notes.append(f"no observed values of {name} in the evaluated data: its metrics are undefined (null)")
+    for msg in notes:
+        warnings.warn(msg, BiolensWarning, stacklevel=3)
+    result = EvaluationResult(evaluated, int(len(y)), m, calib, operating_point=operating_point, warnings=notes)
+    if plots_dir is not None:
+        made = engine.write_plots(plots_dir, y, out, names, m)
+        result.plots = [str(p.relative_to(plots_dir.parent)) for p in made]
     return result
 
 

@@ -79,13 +79,34 @@ def summary_lines(test: dict, contract: dict, fit: dict | None = None) -> list[s
     if fit and fit.get("gap") is not None:
         lines.append(f"Training fit: {fit['verdict']} (val − train loss {fit['gap']:.3f}); {fit.get('advice', '')}.")
     op = test.get("operating_point")
-    if op:
+    if op and "thresholds" in op:  # multi-label: one threshold per label
+        lines.append(f"Per-label thresholds chosen on validation ({op['method']}"
+                     + (f" ≥ {op['target']}" if op.get("target") else "") + "): "
+                     + ", ".join(f"{n} {t:.3f}" for n, t in op["thresholds"].items()) + ".")
+    elif op:
         lines.append(f"Operating point chosen on validation ({op['method']}"
                      + (f" ≥ {op['target']}" if op.get("target") else "") + f"): threshold {op['threshold']:.4f}.")
     elif contract.get("positive_class"):
         lines.append(f"Decision threshold {contract['threshold']:.4f} on P({contract['positive_class']}).")
+    kind = contract.get("target_type", "classification")
+    if kind == "regression":
+        std = contract.get("target_std") or []
+        lines.append(f"Regression of {', '.join(contract.get('class_names', []))}: trained on standardized targets "
+                     f"({'log link, scale' if contract.get('target_link') == 'log' else 'train std'} "
+                     f"{', '.join(f'{v:.4g}' for v in std)}); predictions are in the original units.")
+    elif kind == "multilabel" and not op:
+        lines.append(f"Multi-label ({len(contract.get('class_names', []))} labels): a label is assigned when its "
+                     "probability reaches its threshold (0.5 unless chosen on validation with biolens evaluate "
+                     "--optimize f1).")
     lines += test.get("warnings", [])
     return lines
+
+
+def reading_title(head: dict) -> str:
+    """Classification: the guide's clinical reading; regression and multi-label runs: a reading of the figures."""
+    kind = head.get("target_type")
+    return {"regression": "Biological reading (regression)",
+            "multilabel": "Reading (multi-label)"}.get(kind, "Clinical reading")
 
 
 def markdown(run_dir: Path, summary: list[str], head: dict, data_report: dict, config: str,
@@ -94,7 +115,7 @@ def markdown(run_dir: Path, summary: list[str], head: dict, data_report: dict, c
     out += ["## Metrics", "", f"| metric | value | {int(head.get('ci_level', 0.95) * 100)}% CI |", "|---|---:|---:|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in _metric_rows(head)]
     if head.get("clinical"):
-        out += ["", "## Clinical reading", ""] + [f"- {s}" for s in head["clinical"]]
+        out += ["", f"## {reading_title(head)}", ""] + [f"- {s}" for s in head["clinical"]]
     out += ["", "## Figures", ""] + [f"![{p.stem}]({p.relative_to(run_dir)})" for p in figures if p.is_file()]
     if mistakes:
         out += ["", "## Most confident mistakes (test)", "", "| id | label | prediction | confidence | example |",
@@ -135,7 +156,7 @@ figure{{display:inline-block;margin:6px}}img{{max-width:480px}}img.thumb{{width:
 code{{font-size:0.85em;word-break:break-all}}</style></head><body>
 <h1>biolens report: {e(run_dir.name)}</h1><ul>{summary}</ul>
 <h2>Metrics</h2><table><tr><th>metric</th><th>value</th><th>{int(head.get('ci_level', 0.95) * 100)}% CI</th></tr>{rows}</table>
-{f'<h2>Clinical reading</h2><ul>{clinical}</ul>' if clinical else ''}
+{f'<h2>{e(reading_title(head))}</h2><ul>{clinical}</ul>' if clinical else ''}
 <h2>Figures</h2>{figs}
 {f'<h2>Most confident mistakes (test)</h2><table><tr><th>id</th><th>label</th><th>prediction</th><th>confidence</th><th>example</th></tr>{wrong}</table>' if wrong else ''}
 <h2>Data</h2><pre>{e(json.dumps(data_report, indent=1))}</pre>

@@ -260,7 +260,7 @@ def image_maps(predictor, images: np.ndarray, method: Method, fixed: int | None 
         with torch.no_grad():
             logits = model(x).float().cpu().numpy()
         probs = contract.probabilities(logits)
-        pred = contract.decide(probs)
+        pred = contract.explained_index(probs)
         targets = np.full(len(pred), fixed) if fixed is not None else pred
         maps = attribute(model, x, torch.as_tensor(targets), method).numpy()
         for j, i in enumerate(batch["index"].cpu().tolist()):

@@ -68,7 +68,7 @@ def explain_sequences_live(predictor: Any, encoded: Encoded, ids: Sequence[str],
     x, lengths = encoded.x, np.asarray(encoded.lengths)
     contract = predictor.contract
     probs = contract.probabilities(predictor.logits(encoded, batch_size=256))
-    predicted = contract.decide(probs)
+    predicted = contract.explained_index(probs)
     targets = predicted if fixed is None else np.full(len(x), fixed, dtype=np.int64)
     b = Batch(predictor, Inputs(list(ids), encoded), x, lengths, probs, predicted, targets, "uniform", batch_size)
     scores = m.compute(b).scores

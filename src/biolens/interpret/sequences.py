@@ -280,7 +280,7 @@ def explain_sequences(predictor: Any, inputs: Sequence[str], method: Method | st
     out.mkdir(parents=True, exist_ok=True)  # only once the inputs and options are valid
     x, lengths = got.encoded.x, got.encoded.lengths
     probs = predictor.contract.probabilities(predictor.logits(got.encoded, batch_size=256))
-    predicted = predictor.contract.decide(probs)
+    predicted = predictor.contract.explained_index(probs)
     targets = predicted if target_index is None else np.full(len(got), target_index, dtype=np.int64)
     b = Batch(predictor, got, x, lengths, probs, predicted, targets, baseline, batch_size)
     log.info("explaining %d sequences with %s", len(got), method.name)

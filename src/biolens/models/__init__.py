@@ -20,6 +20,7 @@ from biolens.models import rc as _rc  # noqa: E402,F401  isort: skip
 from biolens.models import sequence_gru as _sequence_gru  # noqa: E402,F401  isort: skip
 from biolens.models import image as _image  # noqa: E402,F401  isort: skip
 from biolens.models import transfer as _transfer  # noqa: E402,F401  isort: skip
+from biolens.models import ensemble as _ensemble  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "ModelSpec",

@@ -23,8 +23,10 @@ from torch import nn
 
 from biolens.config import DataConfig, RunConfig
 from biolens.contract import InputContract
+from biolens.data.targets import effective_loss, fit_standardization, values_for
 from biolens.errors import ConfigError, DataError, ModelError
 from biolens.models import list_models, model_info
+from biolens.models.ensemble import TestTimeAugmentation
 from biolens.models.registry import default_model
 
 
@@ -49,6 +51,7 @@ class Inputs:
     labels: list[str] | None = None
     total: int | None = None
     locate: Any = field(default=None, repr=False)  # callable: row → "file:line", for error messages
+    targets: dict[str, list[str]] | None = None  # raw target texts by column (regression, multi-label runs)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -86,7 +89,10 @@ class Codec:
         raise NotImplementedError
 
     def labels_to_index(self, inputs: Inputs) -> np.ndarray:
-        """Class indices of labelled inputs; a label the model never saw is a DataError naming its line."""
+        """Class indices of labelled inputs; a label the model never saw is a DataError naming its line. Runs of
+        other target types: ``(N, T)`` float targets (``target_values``)."""
+        if not self.contract.is_classification:
+            return self.target_values(inputs)
         lookup = {c: i for i, c in enumerate(self.contract.class_names)}
         labels = inputs.labels or []
         bad = next((i for i, lab in enumerate(labels) if lab not in lookup), None)
@@ -96,12 +102,36 @@ class Codec:
                             f"{', '.join(self.contract.class_names)}); fix the label or drop the labels to predict only")
         return np.array([lookup[lab] for lab in labels], dtype=np.int64)
 
+    def target_values(self, inputs: Inputs) -> np.ndarray:
+        """``(N, T)`` regression values or multi-label 0/1 (NaN = missing) of labelled inputs, for the model's
+        targets; a missing column, text in a numeric column or an unknown label is a DataError naming the line."""
+        raw = inputs.targets or ({"label": inputs.labels} if inputs.labels is not None else {})
+        sep = self.data.label_sep if self.data is not None else "|"
+        return values_for(self.contract.target_type, self.contract.class_names, raw, sep, inputs.locate)
+
+    def target_columns(self) -> tuple[str, ...]:
+        """The columns (FASTA header keys) a labelled input of this run carries its targets in."""
+        d = self.data
+        if self.contract.is_classification or d is None:
+            return ()
+        return tuple(d.target_cols or [d.label_col])
+
     def batches(self, encoded: Encoded, batch_size: int, device: torch.device | str
                 ) -> Iterable[dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def bind(self, model: nn.Module) -> None:
         """Learn what the trained model needs of its inputs (e.g. the shortest sequence it accepts)."""
+
+    def complement_table(self) -> torch.Tensor | None:
+        """Index → complementary index, for the reverse-complement view (nucleic-acid sequences only)."""
+        return None
+
+    def with_tta(self, model: nn.Module) -> nn.Module:
+        """``model`` wrapped in the contract's test-time augmentation (unchanged when the contract has none)."""
+        if not self.contract.tta or isinstance(model, TestTimeAugmentation):
+            return model
+        return TestTimeAugmentation(model, self.contract.tta, self.complement_table())
 
     def check_inputs(self, inputs: Inputs) -> np.ndarray:
         """A mask of the inputs that cannot be predicted at all (e.g. empty sequences), logged with a count."""
@@ -147,6 +177,8 @@ class Task:
         """``model.name``, or the registry's default for this kind; a model of another kind is a ModelError."""
         name = cfg.model.name or default_model(cls.kind)
         spec = model_info(name)
+        if spec.task == "ensemble":  # a bundle's data read again (evaluate); training one is refused by train
+            return name
         if spec.task != cls.kind:
             raise ModelError(f"model.name {name!r} is a {spec.task} model but the data are {cls.kind} data; pick a "
                              f"{cls.kind} model: {', '.join(list_models(cls.kind))}")
@@ -174,6 +206,29 @@ class Task:
         """The kind's input metadata, e.g. alphabet and max length, or image size and channels."""
         raise NotImplementedError
 
+    @property
+    def target_type(self) -> str:
+        """classification, regression or multilabel (``data.target``, resolved by ``prepare``)."""
+        target = self.resolved_data_config().target
+        return "classification" if target == "auto" else target
+
+    def target_fields(self) -> dict[str, Any]:
+        """The contract's target fields: type, and for regression the standardization fitted on the train split
+        (a Poisson loss fits only a scale: its predictions are exp(output) × scale)."""
+        kind = self.target_type
+        if kind == "classification":
+            return {}
+        if getattr(self.cfg.train, "tta", False):
+            raise ConfigError(f"train.tta averages class probabilities over views; {kind} runs do not support it yet: "
+                              "set train.tta=false")
+        fields: dict[str, Any] = {"target_type": kind}
+        if kind == "regression":
+            link = "log" if effective_loss(self.cfg.train.loss, kind) == "poisson" else "identity"
+            mean, std = fit_standardization(self.labels("train"), self.class_names, link,
+                                            self.cfg.train.standardize_targets)
+            fields.update(target_mean=mean, target_std=std, target_link=link)
+        return fields
+
     def batches(self, split: str, *, train: bool, device: torch.device, batch_size: int | None = None
                 ) -> Iterable[dict[str, torch.Tensor]]:
         """Sized iterable of batches ``{"x", "y", "index", …aux}`` (``len`` = batches per epoch, ``set_epoch(n)`` for
@@ -196,6 +251,26 @@ class Task:
     def dropped(self) -> list[dict[str, str]]:
         """Items left out of training with a reason (``id``, ``location``, ``reason``), for ``filtered.tsv``."""
         return []
+
+    def overlap(self, encoded: Encoded) -> dict[str, int]:
+        """How many of ``encoded`` (an external evaluation set, read by the run's codec) duplicate the training
+        split: ``{"n", "exact", "near"}`` (``near``: similar but not identical, the kind's own measure)."""
+        return {"n": len(encoded), "exact": 0, "near": 0}
+
+    def near_duplicates(self, max_identity: float) -> dict[str, int]:
+        """Val/test items with a near-identical item in an earlier split (``doctor data``): counts by split pair."""
+        return {}
+
+    def tta_views(self) -> list[str]:
+        """The test-time augmentation views the training augmentation justifies (``train.tta``): those it used."""
+        return []
+
+    def records(self) -> Any:
+        """The records used, one row each (a pandas DataFrame): ``row`` (position in the data as read, what
+        ``data.split.assignment`` refers to), ``id``, ``label``, ``split`` and ``group`` (records of one group —
+        duplicates, reverse complements, ``data.group_col`` groups, similar sequences — stay in one split and one
+        cross-validation fold)."""
+        raise NotImplementedError
 
     def fingerprint(self) -> str:
         raise NotImplementedError

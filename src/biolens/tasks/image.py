@@ -22,6 +22,7 @@ from biolens.contract import InputContract
 from biolens.data.images.dataset import ImageBatches, ImageSplit
 from biolens.data.images.prepare import PreparedImages, prepare_images
 from biolens.data.images.sources import is_image_source
+from biolens.data.images.phash import dhash, near_matches
 from biolens.data.images.transforms import PRESETS, BatchAugment
 from biolens.data.splits import SPLITS, find_leakage
 from biolens.devices import resolve_channels_last
@@ -45,8 +46,10 @@ class ImageCodec(Codec):
     def read(self, source: str | Sequence[str], require_labels: bool = False) -> Inputs:
         """A class-folder tree or a manifest (every split), labelled."""
         d = self.data or DataConfig(path="-")
-        ids, images, labels, locations = image_inputs.read_labelled(source, self.contract, d.image.path_col,
-                                                                    d.label_col, d.split_col)
+        ids, images, labels, locations, targets = image_inputs.read_labelled(
+            source, self.contract, d.image.path_col, d.label_col, d.split_col, self.target_columns())
+        if targets is not None:
+            return Inputs(ids, Encoded(images), None, locate=locations.__getitem__, targets=targets)
         return Inputs(ids, Encoded(images), labels, locate=locations.__getitem__)
 
     def stream(self, paths: Sequence[str], chunk_size: int) -> Iterator[Inputs]:
@@ -142,6 +145,7 @@ class ImageTask(Task):
                                  "window_center": icfg.window_center, "window_width": icfg.window_width,
                                  "stored_channels": d.report["stored_channels"], "eval": "resize + center crop",
                                  "max_pixels": icfg.max_pixels},
+            **self.target_fields(),
         )
 
     def resolved_data_config(self) -> DataConfig:
@@ -179,6 +183,29 @@ class ImageTask(Task):
 
     def dropped(self) -> list[dict[str, str]]:
         return self.data.filtered
+
+    def records(self) -> Any:
+        return self.data.records
+
+    def tta_views(self) -> list[str]:
+        return ["hflip"] if PRESETS[self.data.config.image.augment].hflip > 0 else []
+
+    def _hashes(self, split: str) -> np.ndarray:
+        part = self.data.splits[split]
+        out = [dhash(part.read(np.arange(s, min(s + 1024, len(part))))) for s in range(0, len(part), 1024)]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+    def overlap(self, encoded: Encoded) -> dict[str, int]:
+        train = self._hashes("train")
+        ext = dhash(encoded.x)
+        same = np.isin(ext, train)
+        near = near_matches(ext, train)
+        return {"n": len(encoded), "exact": int(same.sum()), "near": int((near & ~same).sum())}
+
+    def near_duplicates(self, max_identity: float) -> dict[str, int]:
+        h = {s: self._hashes(s) for s in SPLITS}
+        return {"val_in_train": int(near_matches(h["val"], h["train"]).sum()),
+                "test_in_train_or_val": int(near_matches(h["test"], np.concatenate([h["train"], h["val"]])).sum())}
 
     def leakage(self) -> dict[str, Any]:
         """Pixel-identical images across and within splits (a hash of every stored image; computed once)."""

@@ -77,12 +77,21 @@ def decode_for_model(paths: Sequence[Path], contract: InputContract) -> np.ndarr
 
 
 def read_labelled(source: str | Sequence[str], contract: InputContract, path_col: str, label_col: str,
-                  split_col: str) -> tuple[list[str], np.ndarray, list[str], list[str]]:
-    """A class-folder tree or a manifest (every split) → ids (paths), decoded images, labels, locations."""
+                  split_col: str, target_cols: Sequence[str] = ()
+                  ) -> tuple[list[str], np.ndarray, list[str], list[str], dict[str, list[str]] | None]:
+    """A class-folder tree or a manifest (every split) → ids (paths), decoded images, labels, locations and, for
+    regression and multi-label runs (``target_cols``), the raw target texts by column."""
     src = source if isinstance(source, str) else (source[0] if len(source) == 1 else None)
     if src is None:
         raise DataError("give one image folder or manifest to evaluate")
     p = Path(src)
+    if target_cols:
+        if not p.is_file():
+            raise DataError(f"{p}: a {contract.target_type} model is evaluated on a CSV manifest with its target "
+                            f"columns ({', '.join(target_cols)}), not an image folder")
+        recs = read_manifest(p, path_col, label_col, split_col, target_cols=tuple(target_cols))
+        images = decode_for_model(recs.paths, contract)
+        return [str(x) for x in recs.paths], images, list(recs.labels), list(recs.locations), recs.targets
     recs = read_manifest(p, path_col, label_col, split_col) if p.is_file() else read_folder(p)
     lookup = set(contract.class_names)
     unknown = next((i for i, lab in enumerate(recs.labels) if lab not in lookup), None)
@@ -90,7 +99,7 @@ def read_labelled(source: str | Sequence[str], contract: InputContract, path_col
         raise DataError(f"{recs.locations[unknown]}: label {recs.labels[unknown]!r} is unknown to the model "
                         f"(classes: {', '.join(contract.class_names)}); fix the label")
     images = decode_for_model(recs.paths, contract)
-    return [str(x) for x in recs.paths], images, list(recs.labels), list(recs.locations)
+    return [str(x) for x in recs.paths], images, list(recs.labels), list(recs.locations), None
 
 
 def _upload_suffix(name: str, head: bytes) -> str:

@@ -23,6 +23,7 @@ from biolens.models import create_model
 from biolens.models.finetune import PRETRAIN_FILE
 from biolens.models.inference import predict_logits
 from biolens.tasks.base import Encoded, Inputs, codec_for
+from biolens.tasks.outputs import target_frame, write_target_predictions
 from biolens.tasks.tiling import predict_tiles
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,10 @@ Progress = Callable[[int, "int | None"], None]  # (items done so far, total or N
 
 def prediction_frame(contract: InputContract, ids: Sequence[str], probs: np.ndarray,
                      labels: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per input: id, [label], p_<class> per class, prediction, and ``decision`` for binary models."""
+    """One row per input: id, [label], p_<class> per class, prediction, and ``decision`` for binary models.
+    Regression and multi-label runs: ``tasks/outputs.target_frame`` (values or label probabilities per target)."""
+    if not contract.is_classification:
+        return target_frame(contract, ids, probs)
     pred = contract.decide(np.nan_to_num(probs))
     missing = np.isnan(probs).any(axis=1)  # inputs that could not be predicted (e.g. empty sequences)
     cols: dict[str, object] = {"id": list(ids)}
@@ -49,7 +53,10 @@ def prediction_frame(contract: InputContract, ids: Sequence[str], probs: np.ndar
 
 def write_predictions(path: Path, ids: np.ndarray, y: np.ndarray | None, probs: np.ndarray,
                       contract: InputContract) -> None:
-    """``predictions.csv`` of a split: id, [label], p_<class>…, prediction (at the contract's threshold)."""
+    """``predictions.csv`` of a split: id, [label], p_<class>…, prediction (at the contract's threshold); regression
+    and multi-label runs: ``tasks/outputs.write_target_predictions``."""
+    if not contract.is_classification:
+        return write_target_predictions(path, ids, y, probs, contract)
     names = contract.class_names
     pred = contract.decide(probs)
     with open(path, "w", newline="") as fh:
@@ -69,13 +76,14 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, contract: InputContract, config: RunConfig, run_dir: Path,
                  device: torch.device, manifest: dict[str, Any] | None = None):
-        self.model = model.to(device).eval()
         self.contract = contract
         self.config = config
         self.run_dir = run_dir
         self.device = device
         self.manifest = manifest or {}
         self.codec = codec_for(contract, config.data if config is not None else None)
+        # what predict, evaluate, serve and export run: the model, inside the contract's test-time augmentation
+        self.model = self.codec.with_tta(model).to(device).eval()
         self.codec.bind(self.model)
 
     @property
@@ -167,6 +175,10 @@ class Predictor:
         paths = [str(p) for p in paths]
         if stride is not None and not tile:
             raise ConfigError(f"stride {stride} sets the step between tiles; pass tile=True too, or drop stride")
+        if tile and not self.contract.is_classification:
+            raise ConfigError(f"tile=True aggregates class probabilities over tiles; this is a "
+                              f"{self.contract.target_type} run: predict sequences up to its max_len "
+                              f"({self.contract.max_len}) instead")
         if tile:
             return predict_tiles(self, paths, writable_output(out), stride=stride, aggregate=aggregate,
                                  batch_size=batch_size, chunk_size=chunk_size, progress=progress)

@@ -20,7 +20,8 @@ from biolens.data.dataset import SequenceBatches, SequenceData
 from biolens.data.encoding import RecordError, decode, encode
 from biolens.data.prepare import PreparedData, encode_for_model, prepare_sequences
 from biolens.data.readers import Records, check_file, has_labels, iter_chunks, read_source
-from biolens.data.splits import SPLITS
+from biolens.data.similarity import cross_split_pairs, default_kmer, similar_sequences
+from biolens.data.splits import SPLITS, sequence_keys
 from biolens.errors import ConfigError, DataError, InputError
 from biolens.io import fingerprint_arrays
 from biolens.models import create_model, model_info
@@ -57,10 +58,13 @@ class SequenceCodec(Codec):
         d = self.data
         if d is None:
             return {}
-        return dict(seq_col=d.seq_col, label_col=d.label_col, id_col=d.id_col, split_col=d.split_col)
+        return dict(seq_col=d.seq_col, label_col=d.label_col, id_col=d.id_col, split_col=d.split_col,
+                    target_cols=self.target_columns())
 
     def _inputs(self, recs: Records) -> Inputs:
         x, lengths = encode_for_model(recs, self.contract.alphabet, self.contract.max_len)
+        if not self.contract.is_classification:  # targets (values, label sets) travel as raw texts by column
+            return Inputs(list(recs.ids), Encoded(x, lengths), None, locate=recs.locate, targets=recs.targets)
         return Inputs(list(recs.ids), Encoded(x, lengths), recs.labels, locate=recs.locate)
 
     def read(self, source: str | Sequence[str], require_labels: bool = False) -> Inputs:
@@ -103,6 +107,9 @@ class SequenceCodec(Codec):
 
     def bind(self, model: nn.Module) -> None:
         self.min_width = min_input_length(model)
+
+    def complement_table(self) -> torch.Tensor | None:
+        return torch.from_numpy(self.alphabet.complement_table()) if self.alphabet.is_nucleic else None
 
     def check_inputs(self, inputs: Inputs) -> np.ndarray:
         """Empty sequences get no prediction; sequences shorter than the model reads are padded (PAD) to it."""
@@ -220,7 +227,7 @@ class SequenceTask(Task):
             load_matching(model, start.state, start.where)
         set_up_finetuning(model, freeze_until=cfg.model.freeze_until, head_epochs=cfg.model.head_epochs,
                           backbone_lr_scale=cfg.model.backbone_lr_scale, epochs=cfg.train.epochs,
-                          has_weights=start is not None)
+                          has_weights=start is not None, weights_scale=1.0)
         self.min_width = min_input_length(model)  # batches of shorter sequences are padded to what the model reads
         return model
 
@@ -228,7 +235,7 @@ class SequenceTask(Task):
         d = self.data
         return InputContract(task=self.kind, class_names=d.class_names, positive_class=d.positive_class,
                              alphabet=d.alphabet.name, max_len=d.max_len, aux_inputs=["gc"] if self.with_gc else [],
-                             genome=d.genome)
+                             genome=d.genome, **self.target_fields())
 
     def resolved_data_config(self) -> DataConfig:
         return self.data.config
@@ -254,6 +261,48 @@ class SequenceTask(Task):
 
     def dropped(self) -> list[dict[str, str]]:
         return self.data.filtered
+
+    def records(self) -> Any:
+        return self.data.records
+
+    def tta_views(self) -> list[str]:
+        return ["reverse_complement"] if self.data.config.augment.reverse_complement else []
+
+    def _rows(self, splits: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = [self.data.splits[s] for s in splits]
+        x = np.concatenate([p.take(np.arange(len(p))) for p in parts]) if parts else np.zeros((0, 1), np.uint8)
+        lengths = np.concatenate([p.lengths for p in parts])
+        names = np.concatenate([np.full(len(p), s, dtype=object) for s, p in zip(splits, parts)])
+        return x, lengths, names
+
+    def overlap(self, encoded: Encoded) -> dict[str, int]:
+        alphabet = self.data.alphabet
+        x_train, len_train, _ = self._rows(["train"])
+        width = max(x_train.shape[1], encoded.x.shape[1])
+        pad = lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1])))  # noqa: E731
+        x = np.concatenate([pad(x_train), pad(encoded.x)])
+        lengths = np.concatenate([len_train, encoded.lengths])
+        exact, canonical = sequence_keys(x, lengths, alphabet)
+        keys = canonical if alphabet.is_nucleic else exact
+        n_train = len(x_train)
+        same = np.isin(keys[n_train:], keys[:n_train])
+        k = default_kmer(self.data.alphabet, self.data.config.split.kmer)
+        pairs = similar_sequences(x, lengths, alphabet, self.data.config.split.max_identity, k,
+                                  both_strands=alphabet.is_nucleic)
+        near = np.zeros(len(encoded), dtype=bool)
+        if len(pairs):
+            a, b = pairs[:, 0], pairs[:, 1]
+            for ext, ref in ((b, a), (a, b)):
+                hit = (ext >= n_train) & (ref < n_train)
+                near[ext[hit] - n_train] = True
+        return {"n": len(encoded), "exact": int(same.sum()), "near": int((near & ~same).sum())}
+
+    def near_duplicates(self, max_identity: float) -> dict[str, int]:
+        x, lengths, names = self._rows(list(SPLITS))
+        alphabet = self.data.alphabet
+        k = default_kmer(alphabet, self.data.config.split.kmer)
+        pairs = similar_sequences(x, lengths, alphabet, max_identity, k, both_strands=alphabet.is_nucleic)
+        return cross_split_pairs(pairs, names.astype(str))
 
     def leakage(self) -> dict[str, Any]:
         return self.data.report["leakage"]  # counted by prepare_sequences (exact and reverse-complement duplicates)

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 
 from biolens.bundle import save_weights
 from biolens.metrics import monitor_direction
@@ -162,11 +163,12 @@ class EpochLogger(Callback):
     """One log line per epoch."""
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        shown = [k for k in ("train_loss", "train_acc", "val_loss", "val_acc") if k in logs]
+        shown += [k for k in logs if k.startswith("val_") and k not in shown and isinstance(logs[k], float)]
         log.info(
-            "epoch %d/%d  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.1fs%s",
-            logs["epoch"], trainer.max_epochs, logs["train_loss"], logs["train_acc"], logs["val_loss"],
-            logs["val_acc"], logs["lr"], logs["time_s"], "  *best" if logs.get("best") else "",
-            extra={"biolens": {"event": "epoch", **logs}},
+            "epoch %d/%d  %s  lr %.2e  %.1fs%s", logs["epoch"], trainer.max_epochs,
+            "  ".join(f"{k} {logs[k]:.4f}" for k in shown), logs["lr"], logs["time_s"],
+            "  *best" if logs.get("best") else "", extra={"biolens": {"event": "epoch", **logs}},
         )
 
 
@@ -225,3 +227,66 @@ class StagedUnfreeze(Callback):
             n = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
             log.info("epoch %d: unfroze the backbone%s (%s trainable parameters)", trainer.epoch,
                      f" from {self.freeze_until}" if self.freeze_until else "", f"{n:,}")
+
+
+class WeightEMA(Callback):
+    """An exponential moving average of the weights (and float buffers such as batch-norm statistics), timm
+    ``ModelEmaV3`` style: after every optimizer step ``ema ← d·ema + (1 − d)·w`` with ``d = min(decay, (1 + n) /
+    (10 + n))`` (a warm-up over the first steps). Validation, the best-model file and therefore the final model use
+    the averaged weights; the checkpoint keeps the raw ones plus the average, so a resume continues exactly.
+
+    Put it after ``ModelCheckpoint`` in the callback list: the averaged weights are in the model from
+    ``on_validation_start`` until this callback's ``on_epoch_end``, when the raw ones come back.
+    """
+
+    def __init__(self, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1); got {decay}")
+        self.decay = float(decay)
+        self.updates = 0
+        self.shadow: dict[str, torch.Tensor] | None = None
+        self._raw: dict[str, torch.Tensor] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "shadow": self.shadow or {}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        self.shadow = dict(state["shadow"]) or None
+
+    def on_fit_start(self, trainer: Any) -> None:
+        if self.shadow is None:
+            self.shadow = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        else:  # resumed: the checkpoint's average, on the model's device
+            current = trainer.model.state_dict()
+            self.shadow = {k: v.to(current[k].device) for k, v in self.shadow.items()}
+
+    @torch.no_grad()
+    def on_batch_end(self, trainer: Any, loss: float) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in trainer.model.state_dict().items():
+            ema = self.shadow[k]
+            if ema.is_floating_point():
+                ema.mul_(d).add_(v.detach().to(ema.dtype), alpha=1 - d)
+            else:
+                ema.copy_(v)
+
+    @torch.no_grad()
+    def on_validation_start(self, trainer: Any) -> None:
+        state = trainer.model.state_dict()
+        self._raw = {k: v.detach().clone() for k, v in state.items()}
+        for k, v in state.items():
+            v.copy_(self.shadow[k])
+
+    @torch.no_grad()
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if self._raw is None:
+            return
+        for k, v in trainer.model.state_dict().items():
+            v.copy_(self._raw[k])
+        self._raw = None
+
+    @torch.no_grad()
+    def on_fit_end(self, trainer: Any) -> None:
+        self.on_epoch_end(trainer, {})  # an epoch that failed between validation and its end: raw weights back

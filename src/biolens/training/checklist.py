@@ -99,8 +99,13 @@ def _loss(cfg: RunConfig, task: Task, model: nn.Module, report: Report) -> None:
     out = getattr(head, "out_features", None)
     loss = cfg.train.loss
     if out is not None and out != n:
-        report.add(Finding("loss matches the task", "fail", f"the model has {out} outputs but the data have {n} classes",
+        report.add(Finding("loss matches the task", "fail", f"the model has {out} outputs but the data have {n} "
+                           f"{'classes' if task.target_type == 'classification' else 'targets'}",
                            "rebuild the model with num_classes from the data (remove model.params.num_classes)"))
+    elif task.target_type != "classification":
+        what = "target(s), masked where missing" if task.target_type == "regression" else "label(s), one sigmoid each"
+        report.add(Finding("loss matches the task", "pass", f"{loss} on {n} {what} ({out or '?'} outputs, "
+                           f"{task.target_type})"))
     elif loss == "bce" and n != 2:
         report.add(Finding("loss matches the task", "fail", f"bce is for binary tasks; the data have {n} classes",
                            "set train.loss=ce (or focal)"))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from biolens.config import as_config
+from biolens.config import TrainConfig, as_config
 from biolens.devices import resolve_device, seed_everything
 from biolens.models.inference import model_inputs
 from biolens.tasks import make_task
@@ -158,9 +158,9 @@ def lr_find(config, *, out: str | Path | None = None, start_lr: float = 1e-7, en
     batches = task.batches("train", train=True, device=device)
     y = task.labels("train")
     configure_batches(batches, t, y, Dist())
-    optimizer = make_optimizer(t.optimizer, model, lr=t.lr, weight_decay=t.weight_decay, momentum=t.momentum,
+    optimizer = make_optimizer(t.optimizer, model, lr=start_lr, weight_decay=t.weight_decay, momentum=t.momentum,
                                lr_mult=t.lr_mult)
-    loss_fn = build_loss(t, y, len(task.contract().class_names)).to(device)
+    loss_fn = build_loss(t, y, len(task.contract().class_names), task.target_type).to(device)
     result = range_test(model, optimizer, loss_fn, batches, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
                         smooth=smooth, diverge=diverge)
     log.info("LR range test: %d steps%s; steepest descent at %s, minimum/10 at %s", len(result.lrs),
@@ -170,3 +170,26 @@ def lr_find(config, *, out: str | Path | None = None, start_lr: float = 1e-7, en
     if target is not None:
         save_lr_find(result, target)
     return result
+
+
+AUTO_LR_RANGE = (1e-5, 1e-1)
+
+
+def auto_lr(t: TrainConfig, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], loss_fn: nn.Module,
+            num_iter: int = 100) -> tuple[float, LRFindResult]:
+    """``train.lr=auto``: the LR range test on the training batches (model, optimizer and RNG restored after),
+    and its suggestion: the LR at the smoothed-loss minimum divided by 10 (Smith's rule; the steepest descent when
+    there is no minimum), clipped to 1e-5…1e-1. A test that finds nothing falls back to 1e-3 with a warning."""
+    optimizer = make_optimizer(t.optimizer, model, lr=1e-7, weight_decay=t.weight_decay, momentum=t.momentum,
+                               lr_mult=t.lr_mult)
+    result = range_test(model, optimizer, loss_fn, batches, num_iter=num_iter)
+    found = result.min_div10 or result.steepest  # the steepest slope of a flat, noisy curve can sit anywhere
+    if found is None or not math.isfinite(found):
+        log.warning("train.lr=auto: the LR range test found no clear learning rate (%d steps); using 1e-3",
+                    len(result.lrs))
+        return 1e-3, result
+    lr = float(min(max(found, AUTO_LR_RANGE[0]), AUTO_LR_RANGE[1]))
+    log.info("train.lr=auto: LR range test over %d steps suggests %.2e (minimum/10 %s, steepest %s)", len(result.lrs),
+             lr, f"{result.min_div10:.2e}" if result.min_div10 else "-",
+             f"{result.steepest:.2e}" if result.steepest else "-")
+    return lr, result

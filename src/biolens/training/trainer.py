@@ -46,6 +46,7 @@ class Callback:
     def on_fit_start(self, trainer: Trainer) -> None: ...
     def on_epoch_start(self, trainer: Trainer) -> None: ...
     def on_batch_end(self, trainer: Trainer, loss: float) -> None: ...
+    def on_validation_start(self, trainer: Trainer) -> None: ...  # after the train epoch, before val
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None: ...
     def after_epoch(self, trainer: Trainer, logs: dict[str, Any]) -> None: ...  # checkpoints: all state is final
     def on_fit_end(self, trainer: Trainer) -> None: ...
@@ -66,6 +67,15 @@ def correct_count(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Correct predictions in a batch; a single logit means ``logit > 0`` is class 1."""
     pred = (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
     return (pred == y).sum()
+
+
+def _add(total: float | None, batch: torch.Tensor | None) -> float | None:
+    """Running count of right decisions; None once a batch has none to count (regression targets)."""
+    return None if total is None or batch is None else total + int(batch)
+
+
+def _sums(loss: float, correct: float | None) -> dict[str, float]:
+    return {"loss": loss} if correct is None else {"loss": loss, "acc": float(correct)}
 
 
 class Trainer:
@@ -109,6 +119,7 @@ class Trainer:
         val_metrics: Iterable[str] = (),
         positive_index: int | None = None,
         threshold: float = 0.5,
+        scorer: Any = None,
     ):
         if precision not in PRECISIONS and precision != "auto":
             raise BiolensError(f"unknown precision {precision!r}; expected one of: auto, {', '.join(PRECISIONS)}")
@@ -116,6 +127,7 @@ class Trainer:
         precision = resolve_precision(precision, next(model.parameters()).device.type,
                                       getattr(model, "cuda_precision", "fp32"))
         self.val_metrics, self.positive_index, self.threshold = tuple(val_metrics), positive_index, threshold
+        self.scorer = scorer  # (logits, y) → {name: value}: the val metrics of regression and multi-label runs
         self.optimizer, self.loss_fn, self.scheduler = optimizer, loss_fn, scheduler
         self.interval = scheduler_interval(scheduler)
         self.max_epochs, self.grad_clip, self.monitor = max_epochs, grad_clip, monitor
@@ -200,6 +212,7 @@ class Trainer:
             start = time.perf_counter()
             logs: dict[str, Any] = {"epoch": self.epoch, "lr": self.lr}
             logs.update({f"train_{k}": v for k, v in self.train_epoch(train).items()})
+            self._call("on_validation_start")
             logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
             logs["time_s"] = round(time.perf_counter() - start, 3)
             self.history.append(logs)
@@ -248,7 +261,7 @@ class Trainer:
                     (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
                 step_loss += value * n / window_n
                 total_loss += value * n
-                correct += int(correct_count(logits.detach(), batch["y"]))
+                correct = _add(correct, self._correct(logits.detach(), batch["y"]))
                 seen += n
             self._optimizer_step()
             self.batches_done += len(window)
@@ -257,7 +270,13 @@ class Trainer:
                 self._step_scheduler()
             self._call("on_batch_end", step_loss)
         self.batches_done = 0
-        return self._reduce({"loss": total_loss, "acc": float(correct)}, seen)
+        return self._reduce(_sums(total_loss, correct), seen)
+
+    def _correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """Right decisions in a batch: the loss's own ``correct`` (multi-label: whole label sets right; None for
+        regression, which logs no accuracy), else the class decision (``correct_count``)."""
+        fn = getattr(self.loss_fn, "correct", correct_count)
+        return None if fn is None else fn(logits, y)
 
     def _loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``loss_fn(logits, y)``, plus the batch entries the loss declares it reads (``batch_keys``, e.g. a
@@ -311,11 +330,11 @@ class Trainer:
                 loss = self._loss(logits, batch)
             n = batch["y"].shape[0]
             total_loss += loss.item() * n
-            correct += int(correct_count(logits, batch["y"]))
+            correct = _add(correct, self._correct(logits, batch["y"]))
             seen += n
             if self.val_metrics:
                 kept.append((logits.float().cpu(), batch["y"].cpu()))
-        out = self._reduce({"loss": total_loss, "acc": float(correct)}, seen)
+        out = self._reduce(_sums(total_loss, correct), seen)
         out["loss"] = out["loss"] if math.isfinite(out["loss"]) else float("inf")
         if self.val_metrics:
             out.update(self._metrics(kept))
@@ -330,6 +349,8 @@ class Trainer:
             logits, y = self.dist.gather_rows(logits), self.dist.gather_rows(y)
         if not len(y):
             return {name: float("nan") for name in self.val_metrics}
+        if self.scorer is not None:
+            return self.scorer(logits.numpy().astype(np.float64), y.numpy())
         probs = softmax(logits.numpy().astype(np.float64))
         return {name: compute(name, y.numpy(), probs, self.positive_index, self.threshold)
                 for name in self.val_metrics}

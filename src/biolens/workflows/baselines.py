@@ -18,7 +18,7 @@ from typing import Any
 from biolens.bundle import check_run_dir, read_yaml, refresh_manifest
 from biolens.config import validate_config
 from biolens.evaluation.baselines import (baseline_section, distillation_section, insert_before_data,
-                                          kmer_logistic_regression)
+                                          kmer_logistic_regression, kmer_target_baseline)
 from biolens.evaluation.report import headline
 from biolens.io import write_json
 from biolens.models import create_model
@@ -51,7 +51,8 @@ def run_baselines(run: str | Path, *, kmer: bool = True, bigru: bool = False, re
     saved = _load(run_dir)
     have = {b["name"] for b in saved["baselines"]}
     cfg = validate_config(read_yaml(run_dir / "config.yaml"))
-    want = [n for n, on in (("kmer_logreg", kmer), ("bigru", bigru)) if on and n not in have]
+    kmer_name = {"regression": "kmer_ridge"}.get(cfg.data.target, "kmer_logreg")
+    want = [n for n, on in ((kmer_name, kmer), ("bigru", bigru)) if on and n not in have]
     if not want:
         return saved
     task = make_task(cfg)
@@ -60,7 +61,9 @@ def run_baselines(run: str | Path, *, kmer: bool = True, bigru: bool = False, re
         return saved
     task.prepare()
     d = task.data
-    if "kmer_logreg" in want:
+    if kmer_name in want and task.target_type != "classification":
+        saved["baselines"].append(kmer_target_baseline(d.splits, task.target_type, d.class_names, seed=cfg.train.seed))
+    elif kmer_name in want:
         saved["baselines"].append(kmer_logistic_regression(d.splits, d.class_names, d.positive_class,
                                                            seed=cfg.train.seed))
     if "bigru" in want:

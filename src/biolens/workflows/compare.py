@@ -26,6 +26,7 @@ import yaml
 from biolens.bundle import check_run_dir
 from biolens.errors import BiolensWarning, BundleError, DataError
 from biolens.evaluation.paired import delong_test, holm, mcnemar_test
+from biolens.evaluation.paired_targets import paired_bootstrap
 from biolens.evaluation.report import headline
 from biolens.metrics import metric_names
 
@@ -70,6 +71,8 @@ class _Run:
     head: dict[str, Any]
     predictions: pd.DataFrame | None
     why_no_predictions: str | None
+    target_type: str = "classification"
+    thresholds: np.ndarray | None = None  # multi-label: the run's per-label thresholds
 
 
 def _read_run(run: str | Path) -> _Run:
@@ -84,6 +87,16 @@ def _read_run(run: str | Path) -> _Run:
         why = f"{path} is missing"
     else:
         preds = pd.read_csv(path, dtype={"id": str, "label": str, "prediction": str})
+        kind = contract.get("target_type", "classification")
+        if kind != "classification":  # regression / multi-label: true_<name> and pred_<name> / p_<name> columns
+            truth = [f"true_{n}" for n in contract.get("class_names") or []]
+            if not truth or not all(c in preds for c in truth):
+                preds, why = None, f"{path} has no true_<target> columns (predictions of unlabelled data)"
+            elif preds["id"].duplicated().any():
+                preds, why = None, f"{path}: test ids are not unique, so items cannot be paired"
+            return _Run(run_dir, str(run_dir), (cfg.get("model") or {}).get("name"), manifest.get("dataset_fingerprint"),
+                        list(contract.get("class_names") or []), None, headline(metrics.get("test") or {}), preds, why,
+                        kind, np.asarray(contract.get("label_thresholds") or [0.5] * len(truth), dtype=np.float64))
         if "label" not in preds or "prediction" not in preds:
             preds, why = None, f"{path} has no label column (predictions of unlabelled data)"
         elif preds["id"].duplicated().any():
@@ -125,15 +138,45 @@ def _problems(runs: list[_Run]) -> list[str]:
         if len(common) != len(a) or len(common) != len(b):
             out.append(f"{first.name} and {r.name} were tested on different items ({len(a)} and {len(b)} test ids, "
                        f"{len(common)} in common)")
-        elif (a.loc[common, "label"] != b.loc[common, "label"]).any():
-            k = int((a.loc[common, "label"] != b.loc[common, "label"]).sum())
+        elif r.target_type != first.target_type:
+            out.append(f"{first.name} is a {first.target_type} run and {r.name} a {r.target_type} run")
+        elif _different_labels(first, a.loc[common], b.loc[common]).any():
+            k = int(_different_labels(first, a.loc[common], b.loc[common]).sum())
             out.append(f"{first.name} and {r.name} have different labels for {k} of {len(common)} test items")
     return out
 
 
+def _different_labels(run: _Run, a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
+    """Per item: the two runs' labels (regression / multi-label: every true_ value) differ."""
+    if run.target_type == "classification":
+        return (a["label"] != b["label"]).to_numpy()
+    cols = [f"true_{n}" for n in run.classes]
+    ya, yb = a[cols].to_numpy(dtype=np.float64), b[cols].to_numpy(dtype=np.float64)
+    return (~((ya == yb) | (np.isnan(ya) & np.isnan(yb)))).any(axis=1)
+
+
+PAIRED_METRIC = {"regression": ("spearman", "pearson"), "multilabel": ("roc_auc", "subset_accuracy")}
+
+
+def _pair_targets(a: _Run, b: _Run) -> dict[str, Any]:
+    """Regression and multi-label runs: paired bootstraps of the headline metrics on the items both scored."""
+    m = a.predictions.merge(b.predictions, on="id", suffixes=("_a", "_b"))
+    out: dict[str, Any] = {"a": a.name, "b": b.name, "n": int(len(m)), "mcnemar": None, "delong": None}
+    prefix = "pred_" if a.target_type == "regression" else "p_"
+    y = m[[f"true_{n}_a" for n in a.classes]].to_numpy(dtype=np.float64)
+    pa = m[[f"{prefix}{n}_a" for n in a.classes]].to_numpy(dtype=np.float64)
+    pb = m[[f"{prefix}{n}_b" for n in a.classes]].to_numpy(dtype=np.float64)
+    out["bootstrap"] = {metric: paired_bootstrap(metric, a.target_type, y, pa, pb, a.thresholds, b.thresholds).to_dict()
+                        for metric in PAIRED_METRIC[a.target_type]} if len(m) else None
+    return out
+
+
 def _pair(a: _Run, b: _Run) -> dict[str, Any]:
-    """McNemar (and DeLong for binary runs) on the test items both runs scored."""
+    """McNemar (and DeLong for binary runs) on the test items both runs scored; regression and multi-label runs:
+    paired bootstraps (``evaluation/paired_targets.py``)."""
     assert a.predictions is not None and b.predictions is not None
+    if a.target_type != "classification":
+        return _pair_targets(a, b)
     m = a.predictions.merge(b.predictions, on="id", suffixes=("_a", "_b"))
     m = m[m["label_a"] == m["label_b"]]
     out: dict[str, Any] = {"a": a.name, "b": b.name, "n": int(len(m))}
@@ -189,5 +232,10 @@ def compare_runs(runs: Sequence[str | Path], *, allow_different_data: bool = Fal
                 for p, adj in zip(paired, holm(ps), strict=True):
                     if p.get(test):
                         p[test]["p_holm"] = None if np.isnan(adj) else adj
+            for metric in PAIRED_METRIC.get(loaded[0].target_type, ()):
+                ps = [(p.get("bootstrap") or {}).get(metric, {}).get("p_value") for p in paired]
+                for p, adj in zip(paired, holm([float("nan") if v is None else v for v in ps]), strict=True):
+                    if (p.get("bootstrap") or {}).get(metric):
+                        p["bootstrap"][metric]["p_holm"] = None if np.isnan(adj) else adj
             notes.append(f"p_holm: Holm-adjusted over the {len(paired)} pairs of runs")
     return Comparison(rows, not problems, problems, paired, notes)

@@ -79,5 +79,6 @@ def scored_classes(predictor: Predictor, target_class: str | None = None) -> lis
     return [pos] if pos is not None else list(range(len(names)))
 
 
-def window_width(predictor: Predictor) -> int:
-    return int(predictor.contract.max_len)
+def is_regression(predictor: Predictor) -> bool:
+    """Outputs are values in the targets' units (not probabilities)."""
+    return getattr(predictor.contract, "target_type", "classification") == "regression"

@@ -34,7 +34,8 @@ from biolens.data.intervals import read_bed
 from biolens.errors import ConfigError, DataError
 from biolens.io import temp_beside
 from biolens.tasks import Predictor
-from biolens.workflows.genomic import as_predictor, both_strands, open_genome, scored_classes, window_probs
+from biolens.workflows.genomic import (as_predictor, both_strands, is_regression, open_genome, scored_classes,
+                                       window_probs)
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,12 @@ def scan_genome(run: str | Path | Predictor, genome: str | Path, *, out: str | P
                           "for the track")
     c = cls[0]
     name = predictor.contract.class_names[c]
+    value = is_regression(predictor)
+    if threshold is None and value:
+        raise ConfigError(f"a regression run: pass threshold (in the units of {name}) to call regions")
     if threshold is None:
         threshold = predictor.contract.threshold if c == predictor.contract.positive_index else 0.5
-    if not 0 <= threshold <= 1:
+    if not value and not 0 <= threshold <= 1:
         raise ConfigError(f"threshold {threshold}: give a probability between 0 and 1")
     out = Path(out)
     if out.exists() and not out.is_dir():

@@ -26,11 +26,14 @@ from biolens.contract import InputContract
 from biolens.devices import resolve_device, seed_everything
 from biolens.errors import BiolensError, ConfigError
 from biolens.io import atomic_write_text, write_json
-from biolens.metrics import classification_metrics
+from biolens.data.targets import effective_loss
+from biolens.metrics import evaluation_metrics, summary_line
 from biolens.models.inference import predict_logits
-from biolens.tasks import Predictor, Task, make_task, write_predictions
+from biolens.tasks import Predictor, Task, codec_for, make_task, write_predictions
 from biolens.training import distributed
-from biolens.training.build import build_trainer, configure_batches, preflight, shard, write_summary
+from biolens.doctor.advise import preset_after_data, preset_before_data
+from biolens.training.build import build_loss, build_trainer, configure_batches, preflight, shard, write_summary
+from biolens.training.lr_finder import auto_lr, save_lr_find
 from biolens.training.checklist import pretraining_checklist, save_checklist
 from biolens.training.distill import TeacherBatches, load_teacher
 from biolens.training.state import load_checkpoint
@@ -101,7 +104,7 @@ def build_config(config: RunConfig | dict | str | Path | None, data: Any = None,
     ``overrides`` are config fields by name (``lr=3e-4``, ``batch_size=32``, ``image_size=64``, ``params={...}``),
     or whole sections (``train={"lr": 3e-4}``); a name that is no field of data, model or train is a ConfigError
     listing the valid ones."""
-    base = as_config(config).model_dump(mode="json") if config is not None else {}
+    base = as_config(config).model_dump(mode="json", exclude_unset=True) if config is not None else {}
     raw: dict[str, Any] = {k: dict(base.get(k) or {}) for k in SECTIONS}
     paths = _field_paths()
     for key, value in overrides.items():
@@ -226,16 +229,44 @@ def _as_list(value: Any) -> list[str]:
 
 def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progress: bool, overwrite: bool,
            callbacks: list[Callback] | None, force: bool) -> TrainResult:
+    if cfg.model.name == "ensemble":
+        raise ConfigError("model.name 'ensemble' is not trained: build an ensemble from trained runs with "
+                          "`biolens ensemble RUN… --out DIR`, or train one with `biolens cv`; pick another model.name "
+                          "(biolens models)")
     if resume is None:  # a folder that cannot be (re)made fails now, before the data are read
         check_run_dir_writable(cfg.out, overwrite, keep=input_files(cfg.data))
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     dist, device = distributed.init(resolve_device(cfg.train.device))
     task = make_task(cfg)
+    cfg, why = preset_before_data(cfg, task.kind)
+    task = make_task(cfg)
     task.prepare()
+    cfg, after = preset_after_data(cfg, task.kind, task.size("train"), class_counts(task), device.type,
+                                   getattr(task, "target_type", "classification"))
+    why += after
+    for reason in why:
+        log.info("preset auto: %s", reason)
+    task.cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": task.cfg.model.name})})
     model = task.build_model()
+    lr_test = None
+    if cfg.train.lr == "auto":
+        lr, lr_test = auto_lr(cfg.train, model.to(device), task.batches("train", train=True, device=device),
+                              build_loss(cfg.train, task.labels("train"), len(task.class_names),
+                                         getattr(task, "target_type", "classification")).to(device))
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"lr": lr})})
+        task.cfg = task.cfg.model_copy(update={"train": cfg.train})
+        why.append(f"lr {lr:.2e} from the LR range test (lr_find.png)")
     cfg = cfg.model_copy(update={"data": task.resolved_data_config(),
-                                 "model": task.cfg.model.model_copy(update={"params": model.config})})
+                                 "model": task.cfg.model.model_copy(update={"params": model.config}),
+                                 "train": cfg.train.model_copy(update={  # ce → mse (regression), bce (multi-label)
+                                     "loss": effective_loss(cfg.train.loss, task.target_type)})})
     contract = task.contract()
+    if cfg.train.tta:
+        contract.tta = task.tta_views()
+        if not contract.tta:
+            raise ConfigError("train.tta is on but the training augmentation used no view to average over (DNA/RNA: "
+                              "data.augment.reverse_complement; images: a flipping data.image.augment preset); turn "
+                              "train.tta off or the augmentation on")
     teacher = load_teacher(cfg.model.teacher, contract, device) if cfg.model.teacher else None
     state = _resume_state(resume, cfg, device) if resume is not None else None
     if resume is not None and not os.access(resume, os.W_OK | os.X_OK):
@@ -257,6 +288,10 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
     try:
         if dist.is_main:
             save_checklist(checklist, run_dir, force)
+            if lr_test is not None:
+                save_lr_find(lr_test, run_dir / "plots")
+            if why:
+                write_json(run_dir / "preset.json", {"preset": cfg.train.preset, "choices": why})
         return _train_into(cfg, task, model, contract, run_dir, device, progress, callbacks or [], dist, state,
                            teacher=teacher)
     except Exception as e:
@@ -268,6 +303,11 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
         logging.getLogger("biolens").removeHandler(file_log)
         file_log.close()
         distributed.shutdown()
+
+
+def class_counts(task: Task) -> np.ndarray:
+    y = np.asarray(task.labels("train"))
+    return np.bincount(y.astype(np.int64)) if y.ndim == 1 and y.dtype.kind in "iu" else np.zeros(0)
 
 
 def _set_aside(run_dir: Path) -> str | None:
@@ -344,19 +384,34 @@ def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputCon
     write_summary(cfg, trainer, dist, run_dir, resumed=state is not None)
 
     load_weights(model, run_dir / "model.safetensors")
-    metrics: dict[str, Any] = {"best_epoch": checkpoint.best_epoch}
-    for split in ("val", "test"):
-        y = task.labels(split)
-        probs = score(model, task.batches(split, train=False, device=device, batch_size=256), contract)
-        metrics[split] = classification_metrics(y, probs, contract.class_names, contract.positive_class,
-                                                contract.threshold)
-        if split == "test":
-            write_predictions(run_dir / "predictions.csv", task.ids(split), y, probs, contract)
+    splits = ("val", "test") if cfg.train.evaluate_test else ("val",)
+    metrics: dict[str, Any] = {"best_epoch": checkpoint.best_epoch,
+                               **split_metrics(model, task, contract, device, run_dir, splits)}
     write_json(run_dir / "metrics.json", metrics)
-    if teacher is not None:
+    if teacher is not None and "test" in metrics:
         distillation_summary(run_dir, model, teacher, task, metrics, device)
     remove_temporaries(run_dir)  # what interrupted writes of an earlier (killed, resumed) process left behind
     write_manifest(run_dir, dataset_fingerprint=task.fingerprint())
     finish_tracking(trainer.callbacks, run_dir, metrics)  # final metrics, the run folder and the bundle
-    log.info("test accuracy %.4f (best epoch %d); run folder %s", metrics["test"]["accuracy"], checkpoint.best_epoch, run_dir)
+    if "test" in metrics:
+        log.info("test %s (best epoch %d); run folder %s", summary_line(metrics["test"], contract.target_type),
+                 checkpoint.best_epoch, run_dir)
+    else:
+        log.info("val %s (best epoch %d; the test split was not scored: train.evaluate_test=false); run "
+                 "folder %s", summary_line(metrics["val"], contract.target_type), checkpoint.best_epoch, run_dir)
     return TrainResult(run_dir, metrics, history, task.report())
+
+
+def split_metrics(model: nn.Module, task: Task, contract: InputContract, device: torch.device, run_dir: Path,
+                  splits: Iterable[str] = ("val", "test")) -> dict[str, Any]:
+    """Metrics of ``model`` (inside the contract's test-time augmentation) on the task's splits; the test split's
+    predictions go to ``RUN/predictions.csv``."""
+    net = codec_for(contract, task.cfg.data).with_tta(model).to(device)
+    out: dict[str, Any] = {}
+    for split in splits:
+        y = task.labels(split)
+        probs = score(net, task.batches(split, train=False, device=device, batch_size=256), contract)
+        out[split] = evaluation_metrics(y, probs, contract)
+        if split == "test":
+            write_predictions(run_dir / "predictions.csv", task.ids(split), y, probs, contract)
+    return out

@@ -36,7 +36,8 @@ from biolens.data.vcf import SYMBOLIC, VcfRecord, read_vcf
 from biolens.errors import ConfigError, DataError
 from biolens.io import temp_beside
 from biolens.tasks import Predictor
-from biolens.workflows.genomic import as_predictor, both_strands, open_genome, scored_classes, window_probs
+from biolens.workflows.genomic import (as_predictor, both_strands, is_regression, open_genome, scored_classes,
+                                       window_probs)
 
 log = logging.getLogger(__name__)
 
@@ -228,14 +229,20 @@ def _frame(predictor: Predictor, alleles: list[_Allele], ref: np.ndarray, alt: n
         "id": [a.rec.id for a in alleles], "ref": [a.rec.ref for a in alleles], "alt": [a.alt for a in alleles],
         "status": [a.status for a in alleles], "note": [a.note for a in alleles],
     }
-    one = len(classes) == 1
+    one, value = len(classes) == 1, is_regression(predictor)
     for c in classes:
         suffix = "" if one else f"_{names[c]}"
-        cols[f"ref_p_{names[c]}"] = ref[:, c]
-        cols[f"alt_p_{names[c]}"] = alt[:, c]
+        cols[_column("ref", names[c], value)] = ref[:, c]
+        cols[_column("alt", names[c], value)] = alt[:, c]
         cols[f"diff{suffix}"] = alt[:, c] - ref[:, c]
-        cols[f"log_odds_ratio{suffix}"] = _log_odds(alt[:, c]) - _log_odds(ref[:, c])
+        if not value:  # regression outputs are values, not probabilities: no odds
+            cols[f"log_odds_ratio{suffix}"] = _log_odds(alt[:, c]) - _log_odds(ref[:, c])
     return pd.DataFrame(cols)
+
+
+def _column(which: str, name: str, value: bool) -> str:
+    """``ref_p_<class>`` for probabilities, ``ref_<target>`` for regression values."""
+    return f"{which}_{name}" if value else f"{which}_p_{name}"
 
 
 def _info_ids(predictor: Predictor, classes: list[int]) -> list[tuple[str, str, int]]:
@@ -250,15 +257,17 @@ def _vcf_header(header: list[str], predictor: Predictor, classes: list[int], gen
     skips = ", ".join(k for k in STATUS if k != "scored")
     lines = [f'##INFO=<ID=BL_STATUS,Number=A,Type=String,Description="biolens variants: scored, or why the allele '
              f'was not ({skips})">']
+    value = is_regression(predictor)
     for suffix, name, _ in _info_ids(predictor, classes):
-        what = f"P({name})"
+        what = name if value else f"P({name})"
         lines += [
             f'##INFO=<ID=BL_REF{suffix},Number=A,Type=Float,Description="biolens: {what} of the reference window">',
             f'##INFO=<ID=BL_ALT{suffix},Number=A,Type=Float,Description="biolens: {what} of the alternative window">',
             f'##INFO=<ID=BL_DIFF{suffix},Number=A,Type=Float,Description="biolens: alt - ref {what}">',
-            (f'##INFO=<ID=BL_LOR{suffix},Number=A,Type=Float,Description="biolens: log-odds ratio of {what}, '
-             'logit(alt) - logit(ref)">'),
         ]
+        if not value:
+            lines.append(f'##INFO=<ID=BL_LOR{suffix},Number=A,Type=Float,Description="biolens: log-odds ratio of '
+                         f'{what}, logit(alt) - logit(ref)">')
     lines.append(f"##biolens_variants=<run={predictor.run_dir},genome={genome.name},window={width},"
                  f"strands={strand.replace(' ', '_')}>")
     return header[:-1] + lines + header[-1:]
@@ -274,7 +283,8 @@ def _write_vcf(fh: Any, chunk: list[VcfRecord], alleles: list[_Allele], frame: p
     for i, a in enumerate(alleles):
         by_record.setdefault(id(a.rec), []).append(i)
     names = predictor.contract.class_names
-    one = len(classes) == 1
+    one, value = len(classes) == 1, is_regression(predictor)
+    tags = (("BL_REF", "ref"), ("BL_ALT", "alt"), ("BL_DIFF", None)) + ((("BL_LOR", None),) if not value else ())
     for rec in chunk:
         rows = by_record[id(rec)]
         if rec.problem is not None:
@@ -283,8 +293,9 @@ def _write_vcf(fh: Any, chunk: list[VcfRecord], alleles: list[_Allele], frame: p
         fields = [f"BL_STATUS={','.join(alleles[i].status for i in rows)}"]
         for suffix, name, c in _info_ids(predictor, classes):
             col = "" if one else f"_{names[c]}"
-            for tag, column in (("BL_REF", f"ref_p_{name}"), ("BL_ALT", f"alt_p_{name}"), ("BL_DIFF", f"diff{col}"),
-                                ("BL_LOR", f"log_odds_ratio{col}")):
+            for tag, which in tags:
+                column = (_column(which, name, value) if which else
+                          f"diff{col}" if tag == "BL_DIFF" else f"log_odds_ratio{col}")
                 fields.append(f"{tag}{suffix}=" + ",".join(_fmt(frame[column].iat[i]) for i in rows))
         info = rec.fields[7]
         cols = list(rec.fields)

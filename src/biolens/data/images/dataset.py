@@ -11,7 +11,7 @@ import torch
 
 from biolens.devices import DEVICE_FRACTION, fits_on_device, free_device_memory
 from biolens.data.images.transforms import BatchAugment, center_crop, match_channels, normalize, to_float
-from biolens.data.sampling import Batches
+from biolens.data.sampling import Batches, target_array
 from biolens.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class ImageBatches(Batches):
         self.channels_last = channels_last
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device)
-        self.y = None if split.y is None else torch.from_numpy(split.y.astype(np.int64))
+        self.y = None if split.y is None else torch.from_numpy(target_array(split.y))
         self.transfer = transfer or resolve_transfer(resident, self.device, split_nbytes(split))
         if self.transfer not in TRANSFERS:
             raise ConfigError(f"unknown image transfer {self.transfer!r}; expected one of: {', '.join(TRANSFERS)}")

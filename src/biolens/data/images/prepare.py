@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
@@ -25,7 +26,9 @@ from biolens.data.images.dataset import ImageSplit, channel_stats
 from biolens.data.images.decode import Window
 from biolens.data.images.sources import ImageRecords, read_builtin_images, read_folder, read_manifest
 from biolens.data.images.transforms import IMAGENET_MEAN, IMAGENET_STD
-from biolens.data.splits import SPLITS
+from biolens.data.similarity import merge_groups
+from biolens.data.splits import SPLITS, read_assignment
+from biolens.data.targets import Targets, explain, read_targets, strata, target_report
 from biolens.errors import BiolensWarning, ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class PreparedImages:
     config: DataConfig  # resolved
     report: dict[str, Any] = field(default_factory=dict)
     filtered: list[dict[str, str]] = field(default_factory=list)
+    records: Any = None  # pandas DataFrame of the used images: row, id, label, split, group
 
 
 def _groups(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -69,21 +73,36 @@ def _carve(labels: np.ndarray, groups: np.ndarray, frac: float, seed: int, what:
     return np.isin(groups, uniq[taken])
 
 
-def _assign_splits(given: np.ndarray | None, y: np.ndarray, images: np.ndarray, rows: np.ndarray, cfg: DataConfig,
+def _assign_splits(given: np.ndarray | None, y: np.ndarray, groups: np.ndarray, cfg: DataConfig,
                    seed: int) -> np.ndarray:
-    split = np.array(given if given is not None else ["train"] * len(rows), dtype=object)
-    groups = None
+    split = np.array(given if given is not None else ["train"] * len(y), dtype=object)
     for name, frac in (("test", cfg.test_frac), ("val", cfg.val_frac)):
         if (split == name).any():
             continue
-        if groups is None:
-            groups = _groups(images, rows)
         pool = np.flatnonzero(split == "train")
         share = frac / (1 - cfg.test_frac) if name == "val" and given is None else frac
         moved = _carve(y[pool], groups[pool], share, seed, name)
         split[pool[moved]] = name
         log.info("no %s split given: moved a stratified %.0f%% of train (seed %d) to %s", name, share * 100, seed, name)
     return split.astype(str)
+
+
+def _image_targets(cfg: DataConfig, recs: ImageRecords, manifest: bool) -> Targets | None:
+    """Regression or multi-label targets of a manifest (``data.target_cols``, or a label column of numbers or label
+    sets); None for classification. Image folders hold one class per folder."""
+    if not manifest:
+        if cfg.target in ("regression", "multilabel") or cfg.target_cols:
+            raise ConfigError(f"{recs.source}: an image folder holds one class per folder; regression and multi-label "
+                              "targets need a CSV manifest (path plus target columns, data.target_cols)")
+        return None
+    raw = recs.targets or {cfg.label_col: recs.labels}
+    targets = read_targets(raw, cfg.target, cfg.label_sep, recs.locations.__getitem__, recs.source)
+    log.info("%s", explain(targets))
+    return None if targets.type == "classification" else targets
+
+
+def _strata(targets: Targets, y: np.ndarray) -> np.ndarray:
+    return strata(targets.type, y)
 
 
 def _resize_all(images: np.ndarray, side: int) -> np.ndarray:
@@ -133,9 +152,15 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
             ``cfg.image.normalize`` says so).
     """
     icfg = cfg.image
+    if cfg.split.group_by == "similarity":
+        raise ConfigError("data.split.group_by=similarity groups sequences; for images group by patient with "
+                          "data.group_col (identical images are always grouped)")
     if cfg.val is not None or cfg.test is not None:
         raise ConfigError("data.val/data.test files are for sequence data; put images in root/val/ and root/test/ or add a split column to the manifest")
+    targets: Targets | None = None  # regression or multi-label manifests (None: classification)
     if is_builtin(cfg.path):
+        if cfg.group_col is not None:
+            raise ConfigError(f"data.group_col: the bundled set {cfg.path} has no group column; leave it unset")
         b = read_builtin_images(str(cfg.path))
         size = icfg.image_size or BUILTIN_SIZE
         resize_to = max(size, round(size / icfg.crop_ratio))
@@ -143,11 +168,17 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
         ids = np.array([f"{s}_{i}" for s in SPLITS for i in range(int((b.splits == s).sum()))], dtype=object)
         rows, filtered, source, positive = np.arange(len(y)), [], b.source, b.positive
         store_channels = 1
+        groups = _groups(images, rows)
     else:
         if not isinstance(cfg.path, str):
             raise ConfigError("image data takes one data.path: a folder or a CSV manifest")
         p = Path(cfg.path)
-        recs = read_manifest(p, icfg.path_col, cfg.label_col, cfg.split_col) if p.is_file() else read_folder(p)
+        if cfg.group_col is not None and not p.is_file():
+            raise ConfigError(f"data.group_col: {p} is an image folder, which has no columns; give a CSV manifest "
+                              "with a path, label and group column")
+        recs = (read_manifest(p, icfg.path_col, cfg.label_col, cfg.split_col, cfg.group_col, tuple(cfg.target_cols))
+                if p.is_file() else read_folder(p))
+        targets = _image_targets(cfg, recs, p.is_file())
         size = icfg.image_size or DEFAULT_SIZE
         resize_to = max(size, round(size / icfg.crop_ratio))
         cache_dir = (Path(icfg.cache_dir) if icfg.cache_dir else default_cache_dir()) if icfg.cache else None
@@ -163,30 +194,56 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
         rows = np.array([i for i in range(len(recs)) if i not in decoded.bad], dtype=np.int64)
         if len(rows) == 0:
             raise DataError(f"{recs.source}: no readable images left; fix the files")
-        names = sorted(set(recs.labels[i] for i in rows))
-        if len(names) < 2:
-            raise DataError(f"{recs.source}: only one class ({names[0]!r}) among readable images; a classifier needs two")
         images = decoded.images
-        lookup = {c: k for k, c in enumerate(names)}
-        y = np.array([lookup[recs.labels[i]] for i in rows], dtype=np.int64)
+        if targets is not None:  # regression values or multi-label 0/1, (N, T) float32 with NaN where missing
+            names, y = list(targets.names), targets.values[rows]
+        else:
+            names = sorted(set(recs.labels[i] for i in rows))
+            if len(names) < 2:
+                raise DataError(f"{recs.source}: only one class ({names[0]!r}) among readable images; a classifier needs two")
+            lookup = {c: k for k, c in enumerate(names)}
+            y = np.array([lookup[recs.labels[i]] for i in rows], dtype=np.int64)
         given = None if recs.splits is None else np.array([recs.splits[i] for i in rows], dtype=object)
-        split = _assign_splits(given, y, images, rows, cfg, seed)
+        groups = _groups(images, rows)
+        if recs.groups is not None:
+            groups = merge_groups(len(rows), [groups, np.array([recs.groups[i] for i in rows], dtype=object)])
+        strata = y if targets is None else np.unique(_strata(targets, y), return_inverse=True)[1]
+        split = _assign_splits(given, strata, groups, cfg, seed) if cfg.split.assignment is None else None
         ids = np.array([str(recs.paths[i]) for i in rows], dtype=object)
         source, positive, store_channels = recs.source, None, int(images.shape[1])
+    if cfg.split.assignment is not None:
+        split = read_assignment(cfg.split.assignment, ids)
+        log.info("data.split.assignment %s: %d images assigned, %d left out", cfg.split.assignment,
+                 int((split != "").sum()), int((split == "").sum()))
+    elif is_builtin(cfg.path):
+        pass
+    elif cfg.group_col is not None and given is not None:
+        straddling = int((pd.DataFrame({"g": groups, "s": split}).groupby("g")["s"].nunique() > 1).sum())
+        if straddling:
+            warnings.warn(f"{straddling} group(s) of data.group_col have images in more than one split of the "
+                          "manifest: metrics will be optimistic; drop the split column to let biolens split by group",
+                          BiolensWarning, stacklevel=2)
+    kind = "classification" if targets is None else targets.type
+    shown = np.asarray(names, dtype=object)[y] if kind == "classification" else _strata(targets, y)
+    records = pd.DataFrame({"row": np.arange(len(ids)), "id": ids, "label": shown,
+                            "split": split, "group": groups})
+    records = records[records["split"] != ""].reset_index(drop=True)
     if cfg.positive_class is not None and cfg.positive_class not in names:
         raise ConfigError(f"positive_class {cfg.positive_class!r} is not a class; classes: {', '.join(names)}")
     if cfg.positive_class is not None:
         positive = cfg.positive_class
-    elif positive is None and len(names) == 2:
+    elif positive is None and len(names) == 2 and kind == "classification":
         positive = pick_positive(names, None)
+    if kind != "classification" and cfg.positive_class is not None:
+        raise ConfigError(f"data.positive_class is for classification; the targets are {kind}: leave it unset")
     splits = {}
     for s in SPLITS:
         m = split == s
         if not m.any():
             raise DataError(f"{source}: the {s} split has no images; add images to {s}/ or give more data")
         splits[s] = ImageSplit(images, rows[m], y[m], ids[m])
-    counts = _class_report(y, split, names)
-    ratio = _warn_imbalance(counts["train"])
+    counts = _class_report(y, split, names) if kind == "classification" else None
+    ratio = _warn_imbalance(counts["train"]) if counts is not None else None
     channels = {"auto": 3 if transfer else store_channels}.get(icfg.channels, icfg.channels)
     norm = icfg.normalize if icfg.normalize != "auto" else ("imagenet" if transfer else "data")
     if icfg.mean is not None and icfg.std is not None:
@@ -202,15 +259,21 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
     if len(mean) != channels or len(std) != channels:
         raise ConfigError(f"data.image.mean/std need {channels} values (one per channel); got {len(mean)}/{len(std)}")
     resolved = cfg.model_copy(update={
-        "positive_class": positive,
-        "image": icfg.model_copy(update={"image_size": size, "channels": channels, "normalize": norm, "mean": mean, "std": std}),
+        "positive_class": positive, "target": kind,
+        "target_cols": list(targets.columns) if targets is not None else cfg.target_cols,
+        "image": icfg.model_copy(update={"image_size": size, "channels": channels, "mean": mean, "std": std,
+                                         "normalize": icfg.normalize if norm == "given" else norm}),
     })
     report = {
-        "source": source, "task": "image", "classes": names, "class_counts": counts, "imbalance_ratio_train": ratio,
+        "source": source, "task": "image", "classes": names, "target_type": kind,
+        **({"class_counts": counts, "imbalance_ratio_train": ratio} if counts is not None else
+           {"targets": target_report(kind, y, names, split)}),
         "image_size": size, "resize_to": resize_to, "stored_channels": store_channels, "channels": channels,
         "normalize": norm, "mean": mean, "std": std, "unreadable_skipped": len(filtered),
     }
     log.info("data: %s, images %dx%d, %d channel(s); train/val/test %d/%d/%d; train classes %s; normalize %s",
              source, size, size, channels, *(len(splits[s]) for s in SPLITS),
-             ", ".join(f"{c} {n}" for c, n in counts["train"].items()), norm)
-    return PreparedImages(splits, names, positive, size, resize_to, channels, mean, std, resolved, report, filtered)
+             ", ".join(f"{c} {n}" for c, n in counts["train"].items()) if counts else f"{kind} {', '.join(names)}",
+             norm)
+    return PreparedImages(splits, names, positive, size, resize_to, channels, mean, std, resolved, report, filtered,
+                          records=records)

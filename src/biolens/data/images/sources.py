@@ -32,6 +32,8 @@ class ImageRecords:
     locations: list[str]  # "manifest.csv:12" or the file path, for error messages
     source: str
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # files of a folder that are not images, why
+    groups: list[str] | None = None  # data.group_col of a manifest: patient or subject id
+    targets: dict[str, list[str]] | None = None  # data.target_cols of a manifest: raw texts (regression, multi-label)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -95,9 +97,12 @@ def read_folder(root: str | Path) -> ImageRecords:
     return ImageRecords(paths, labels, fixed, [str(p) for p in paths], str(root), skipped)
 
 
-def read_manifest(path: str | Path, path_col: str = "path", label_col: str = "label", split_col: str = "split"
-                  ) -> ImageRecords:
-    """A CSV with columns ``path,label[,split]``; relative paths are taken from the CSV's folder."""
+def read_manifest(path: str | Path, path_col: str = "path", label_col: str = "label", split_col: str = "split",
+                  group_col: str | None = None, target_cols: tuple[str, ...] | list[str] = ()) -> ImageRecords:
+    """A CSV with columns ``path,label[,split][,group_col]``; relative paths are taken from the CSV's folder.
+
+    With ``target_cols`` (regression values, 0/1 label columns, label sets) those columns are read as raw texts
+    into ``targets`` instead of the label column (``data/targets.py`` checks them)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}; check the path")
@@ -105,9 +110,10 @@ def read_manifest(path: str | Path, path_col: str = "path", label_col: str = "la
         df = pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not a readable CSV manifest ({str(e).splitlines()[0]}); write path,label[,split] rows") from None
-    for col in (path_col, label_col):
+    for col in (path_col, *(target_cols or [label_col])):
         if col not in df.columns:
-            raise DataError(f"{path}: no {col!r} column (columns: {', '.join(df.columns)}); a manifest needs path,label[,split]")
+            fix = "set data.target_cols to the target columns" if target_cols else "a manifest needs path,label[,split]"
+            raise DataError(f"{path}: no {col!r} column (columns: {', '.join(df.columns)}); {fix}")
     base = path.parent
     files = [Path(p) if Path(p).is_absolute() else base / p for p in df[path_col]]
     locations = [f"{path}:{i + 2}" for i in range(len(df))]
@@ -116,8 +122,9 @@ def read_manifest(path: str | Path, path_col: str = "path", label_col: str = "la
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         i = missing[0]
         raise DataError(f"{locations[i]}: image file not found: {files[i]}{more}; fix the path or remove the row")
-    labels = list(df[label_col])
-    empty = next((i for i, lab in enumerate(labels) if not lab.strip()), None)
+    targets = {c: [str(v).strip() for v in df[c]] for c in target_cols} if target_cols else None
+    labels = list(df[label_col]) if targets is None else [""] * len(df)
+    empty = next((i for i, lab in enumerate(labels) if not lab.strip()), None) if targets is None else None
     if empty is not None:
         raise DataError(f"{locations[empty]}: empty label; give every image a label")
     splits = None
@@ -126,10 +133,19 @@ def read_manifest(path: str | Path, path_col: str = "path", label_col: str = "la
         bad = next((i for i, s in enumerate(splits) if s not in SPLITS), None)
         if bad is not None:
             raise DataError(f"{locations[bad]}: split {df[split_col][bad]!r} is not train, val or test; fix the value")
+    groups = None
+    if group_col is not None:
+        if group_col not in df.columns:
+            raise DataError(f"{path}: no {group_col!r} column (columns: {', '.join(df.columns)}); set "
+                            "data.group_col=NAME to the patient/subject column or leave it unset")
+        groups = [g.strip() for g in df[group_col]]
+        empty = next((i for i, g in enumerate(groups) if not g), None)
+        if empty is not None:
+            raise DataError(f"{locations[empty]}: empty value in column {group_col!r}; give every image a group")
     classes = sorted(set(labels))
-    if len(classes) < 2:
+    if len(classes) < 2 and targets is None:
         raise DataError(f"{path}: only one class ({classes[0]!r} if any); a classifier needs at least two")
-    return ImageRecords(files, labels, splits, locations, str(path))
+    return ImageRecords(files, labels, splits, locations, str(path), groups=groups, targets=targets)
 
 
 def is_image_manifest(path: str, path_col: str = "path") -> bool:

@@ -1,0 +1,243 @@
+"""``biolens cv``: k-fold cross-validation whose folds are ordinary runs and whose artefact is their ensemble.
+
+The pool is the data's train and val records; the test split (a split column, ``data.test`` or the seeded split)
+is never read again: no fold trains, validates or is scored on it, so it stays an untouched hold-out for the
+ensemble (``biolens evaluate DIR``). The pool is cut into ``folds`` stratified folds in which every group stays
+whole (identical and reverse-complement sequences, identical images, ``data.group_col`` groups, similar
+sequences under ``data.split.group_by: similarity``). Fold k trains on the other folds (minus a grouped, stratified
+val share for early stopping and checkpoint selection) and is scored on fold k: its predictions are the
+out-of-fold (OOF) predictions.
+
+Layout of ``DIR``::
+
+    cv_plan.json            the resolved config, folds, seed and counts (what --resume continues)
+    folds.tsv               row, id, label, group, fold of every pool record
+    folds/fold_K/           fold K as an ordinary run (its test split = fold K); fold_K.tsv its assignment
+    oof_predictions.csv     one row per pool record: fold, id, label, p_<class>…, prediction
+    cv.json                 per-fold metrics, mean ± sd, pooled OOF metrics with bootstrap CIs
+    plots/                  figures of the pooled OOF predictions
+    config.yaml, contract.json, model.safetensors, ensemble.json, manifest.json: the ensemble bundle
+
+An interrupted ``cv`` resumes with ``resume=DIR``: finished folds are kept, an interrupted fold resumes from its
+last checkpoint, the rest are trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from biolens.bundle import check_run_dir_writable, make_run_dir, refresh_manifest
+from biolens.config import RunConfig, validate_config
+from biolens.contract import InputContract
+from biolens.data.splits import grouped_folds, inner_val, write_assignment
+from biolens.devices import resolve_device
+from biolens.doctor.advise import preset_after_data, preset_before_data
+from biolens.errors import ConfigError
+from biolens.evaluation.evaluate import EvalOptions, evaluate_predictions
+from biolens.io import write_json
+from biolens.metrics import classification_metrics
+from biolens.tasks import Predictor, make_task
+from biolens.workflows.ensemble import write_ensemble
+from biolens.workflows.train import build_config, class_counts, train
+
+log = logging.getLogger(__name__)
+
+PLAN = "cv_plan.json"
+SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "pr_auc", "mcc", "sensitivity", "specificity", "f1",
+                   "macro_f1")
+
+
+@dataclass
+class CVResult:
+    """What ``cross_validate`` wrote: the folder (an ensemble bundle), fold run folders, OOF predictions, summary."""
+
+    out: Path
+    fold_runs: list[Path]
+    oof: pd.DataFrame
+    summary: dict[str, Any]
+
+    @property
+    def predictor(self) -> Predictor:
+        """The ensemble of the fold models, ready to predict."""
+        return Predictor.load(self.out)
+
+
+def cross_validate(config: RunConfig | dict | str | Path | None = None, *, data: Any = None, folds: int = 5,
+                   model: str | None = None, epochs: int | None = None, out: str | Path | None = None,
+                   resume: str | Path | None = None, overwrite: bool = False, progress: bool = False,
+                   force: bool = False, **overrides: Any) -> CVResult:
+    """Cross-validate the model a ``train`` call with the same arguments would train (see the module docstring).
+
+    Args:
+        config, data, overrides: as for :func:`biolens.train` (``group_col="patient"``, ``epochs=10``, …).
+        folds: number of folds (≥ 2).
+        out: the cv folder to create.
+        resume: an interrupted cv folder to continue (its ``cv_plan.json`` fixes data, model, training and folds).
+    """
+    if resume is not None:
+        out = Path(resume)
+        plan = _read_plan(out)
+        cfg = validate_config(plan["config"], str(out / PLAN))
+        folds = int(plan["folds"])
+        log.info("resuming cross-validation in %s (%d folds)", out, folds)
+    else:
+        if folds < 2:
+            raise ConfigError(f"folds={folds}: cross-validation needs at least 2 folds")
+        cfg = build_config(config, data, model, epochs, out, **overrides)
+        if cfg.out is None:
+            raise ConfigError("out: give the folder for the cross-validation (out=DIR, or --out DIR)")
+        out = Path(cfg.out)
+        check_run_dir_writable(out, overwrite)
+        plan = _make_plan(cfg, folds)
+        out = make_run_dir(out, overwrite=overwrite)
+        cfg = validate_config(plan["config"])
+        _write_plan(out, plan)
+    fold_runs = [_run_fold(out, cfg, k, folds, progress=progress, force=force) for k in range(folds)]
+    oof, summary = _summarize(out, fold_runs, plan)
+    write_ensemble(fold_runs, out, extra={"cv": {"folds": folds, "seed": plan["seed"],
+                                                 "oof": summary["pooled"]["metrics"]}},
+                   fingerprint=plan.get("fingerprint"))
+    write_json(out / "metrics.json", {"oof": summary["pooled"]["flat"]})
+    refresh_manifest(out)
+    log.info("cross-validation done: %s; the ensemble of the %d fold models is %s (evaluate it on the held-out test "
+             "split with: biolens evaluate %s)", _headline(summary), folds, out, out)
+    return CVResult(out, fold_runs, oof, summary)
+
+
+def _read_plan(out: Path) -> dict[str, Any]:
+    path = out / PLAN
+    if not path.is_file():
+        raise ConfigError(f"resume {out}: no {PLAN}; it is not a cross-validation folder (start one with cv --out)")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid JSON ({e}); start the cross-validation again with --overwrite") from None
+
+
+def _write_plan(out: Path, plan: dict[str, Any]) -> None:
+    records = plan.pop("_records")
+    (out / "folds").mkdir(exist_ok=True)
+    for k in range(plan["folds"]):
+        part = records.copy()
+        part["split"] = np.where(part["fold"] == k, "test", np.where(part[f"val_{k}"], "val", "train"))
+        write_assignment(out / "folds" / f"fold_{k + 1}.tsv", part["row"].to_numpy(), part["id"].to_numpy(),
+                         part["split"].to_numpy())
+    records.drop(columns=[c for c in records.columns if c.startswith("val_")]).to_csv(out / "folds.tsv", sep="\t",
+                                                                                      index=False)
+    write_json(out / PLAN, plan)
+
+
+def _make_plan(cfg: RunConfig, folds: int) -> dict[str, Any]:
+    """Read the data once: the pool (train ∪ val), its folds and inner val shares, and the data settings every fold
+    shares (alphabet, max_len, image size and normalization …) so that the fold models have one input contract."""
+    cfg, why = preset_before_data(cfg, make_task(cfg).kind)
+    task = make_task(cfg)
+    task.prepare()
+    cfg, after = preset_after_data(cfg, task.kind, task.size("train"), class_counts(task),
+                                   resolve_device(cfg.train.device).type, getattr(task, "target_type", "classification"))
+    for reason in why + after:
+        log.info("preset auto: %s", reason)
+    records = task.records()
+    if records is None:
+        raise ConfigError(f"data {cfg.data.path!r}: this kind of data cannot be cross-validated yet")
+    resolved = task.resolved_data_config()
+    pool = records[records["split"].isin(["train", "val"])].reset_index(drop=True)
+    held_out = int((records["split"] == "test").sum())
+    seed = cfg.train.seed
+    pool["fold"] = grouped_folds(pool["label"].to_numpy(), pool["group"].to_numpy(), folds, seed)
+    for k in range(folds):
+        rest = (pool["fold"] != k).to_numpy()
+        val = np.zeros(len(pool), dtype=bool)
+        val[np.flatnonzero(rest)] = inner_val(pool["label"].to_numpy()[rest], pool["group"].to_numpy()[rest],
+                                              resolved.val_frac, seed + k + 1)
+        pool[f"val_{k}"] = val
+    data = resolved.model_copy(update={"image": resolved.image.model_copy(update={"mean": resolved.image.mean,
+                                                                                  "std": resolved.image.std})})
+    fixed = cfg.model_copy(update={"data": data, "out": None})
+    sizes = pool.groupby("fold").size().to_dict()
+    log.info("cross-validation: %d pool records (train ∪ val) in %d folds of %s records, %d groups; %d test records "
+             "held out and never read", len(pool), folds, "/".join(str(sizes[k]) for k in range(folds)),
+             pool["group"].nunique(), held_out)
+    return {"folds": folds, "seed": seed, "group_col": cfg.data.group_col, "pool": len(pool),
+            "groups": int(pool["group"].nunique()), "test_held_out": held_out,
+            "fold_sizes": [int(sizes[k]) for k in range(folds)], "fingerprint": task.fingerprint(),
+            "config": fixed.model_dump(mode="json"),
+            "_records": pool}
+
+
+def _fold_config(out: Path, cfg: RunConfig, k: int) -> RunConfig:
+    data = cfg.data.model_copy(update={"split": cfg.data.split.model_copy(update={
+        "assignment": str(out / "folds" / f"fold_{k + 1}.tsv")})})
+    return cfg.model_copy(update={"data": data, "out": str(out / "folds" / f"fold_{k + 1}")})
+
+
+def _run_fold(out: Path, cfg: RunConfig, k: int, folds: int, *, progress: bool, force: bool) -> Path:
+    fold_cfg = _fold_config(out, cfg, k)
+    run = Path(fold_cfg.out)
+    failed = run.with_name(run.name + ".failed")
+    if not run.exists() and (failed / "checkpoints" / "last.pt").is_file():
+        os.replace(failed, run)  # a fold whose training failed (or was interrupted) half-way: continue it
+    if (run / "manifest.json").is_file() and (run / "metrics.json").is_file():
+        log.info("fold %d: finished earlier, kept (%s)", k + 1, run)
+        return run
+    if (run / "checkpoints" / "last.pt").is_file():
+        log.info("fold %d: resuming from %s", k + 1, run / "checkpoints" / "last.pt")
+        train(resume=run, progress=progress, force=force)
+        return run
+    if run.exists():
+        shutil.rmtree(run)  # started but nothing worth keeping (killed before its first checkpoint)
+    log.info("fold %d of %d: training %s", k + 1, folds, run)
+    train(fold_cfg, progress=progress, force=force)
+    return run
+
+
+def _summarize(out: Path, fold_runs: list[Path], plan: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """OOF predictions, per-fold metrics, mean ± sd and pooled OOF metrics with bootstrap CIs."""
+    contract = InputContract.load(fold_runs[0] / "contract.json")
+    parts, per_fold = [], []
+    for k, run in enumerate(fold_runs):
+        pred = pd.read_csv(run / "predictions.csv", dtype={"id": str, "label": str, "prediction": str})
+        pred.insert(0, "fold", k + 1)
+        parts.append(pred)
+        test = json.loads((run / "metrics.json").read_text())["test"]
+        per_fold.append({"fold": k + 1, "n": test.get("n"), **{m: test.get(m) for m in SUMMARY_METRICS if m in test}})
+    oof = pd.concat(parts, ignore_index=True)
+    oof.to_csv(out / "oof_predictions.csv", index=False, float_format="%.6f")
+    names = contract.class_names
+    y = oof["label"].map({c: i for i, c in enumerate(names)}).to_numpy()
+    probs = oof[[f"p_{c}" for c in names]].to_numpy(dtype=float)
+    mean_sd = {}
+    for m in SUMMARY_METRICS:
+        values = [f[m] for f in per_fold if isinstance(f.get(m), (int, float))]
+        if len(values) == len(per_fold):
+            mean_sd[m] = {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values, ddof=1)), 4)}
+    pooled = evaluate_predictions(y, probs, contract, "out-of-fold predictions", EvalOptions(seed=plan["seed"]),
+                                  plots_dir=out / "plots")
+    flat = classification_metrics(y, probs, names, contract.positive_class, contract.threshold)
+    summary = {"folds": per_fold, "mean_sd": mean_sd,
+               "pooled": {"n": int(len(oof)), "metrics": pooled.metrics, "flat": flat,
+                          "calibration": pooled.calibration},
+               "plan": {k: v for k, v in plan.items() if k != "config"}}
+    write_json(out / "cv.json", summary)
+    return oof, summary
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    parts = []
+    for m in ("accuracy", "roc_auc"):
+        if m in summary["mean_sd"]:
+            s = summary["mean_sd"][m]
+            parts.append(f"{m} {s['mean']:.4f} ± {s['sd']:.4f} over folds")
+    flat = summary["pooled"]["flat"]
+    if "roc_auc" in flat and flat["roc_auc"] is not None:
+        parts.append(f"pooled OOF ROC AUC {flat['roc_auc']:.4f}")
+    return "; ".join(parts)

@@ -1,0 +1,115 @@
+"""``biolens cv``: grouped stratified folds of train ∪ val, the test split never read, OOF metrics, resume, and
+the ensemble of the fold models as an ordinary bundle."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biolens.tasks import Predictor, make_task
+from biolens.workflows.cv import cross_validate
+from tests.conftest import TINY_MODEL, planted_dna, write_csv
+
+FAST = dict(model="dilated_resnet", params=TINY_MODEL, epochs=2, batch_size=32, lr=3e-3)
+
+
+def _grouped_csv(tmp_path: Path, n: int = 240) -> Path:
+    seqs, labels = planted_dna(n=n, seed=3)
+    path = write_csv(tmp_path / "grouped.csv", seqs, labels)
+    frame = pd.read_csv(path)
+    frame["patient"] = [f"p{i // 4}" for i in range(n)]  # 4 records per patient (mixed labels)
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cv_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cv")
+    data = _grouped_csv(root)
+    result = cross_validate(data=str(data), folds=3, out=root / "cv", group_col="patient", **FAST)
+    return root, data, result
+
+
+def test_grouped_cv_keeps_groups_in_one_fold_and_never_reads_test(cv_run):
+    root, data, result = cv_run
+    out = result.out
+    folds = pd.read_csv(out / "folds.tsv", sep="\t", dtype={"id": str})
+    frame = pd.read_csv(data)
+    patient = dict(zip(frame["id"], frame["patient"]))
+    folds["patient"] = folds["id"].map(patient)
+    assert (folds.groupby("patient")["fold"].nunique() == 1).all()  # every patient in one fold
+    plan = json.loads((out / "cv_plan.json").read_text())
+    assert plan["folds"] == 3 and plan["pool"] == len(folds) and plan["test_held_out"] > 0
+
+    # the original test split (seeded, grouped) is what the ensemble's own config still holds out
+    ens = Predictor.load(out)
+    task = make_task(ens.config)
+    task.prepare()
+    test_ids = set(task.ids("test"))
+    assert len(test_ids) == plan["test_held_out"]
+    assert not test_ids & set(folds["id"])
+    for k in range(1, 4):
+        fold_dir = out / "folds" / f"fold_{k}"
+        assignment = pd.read_csv(out / "folds" / f"fold_{k}.tsv", sep="\t", dtype={"id": str})
+        assert not test_ids & set(assignment["id"])
+        preds = pd.read_csv(fold_dir / "predictions.csv", dtype={"id": str})
+        assert not test_ids & set(preds["id"])
+        assert set(preds["id"]) == set(folds.loc[folds["fold"] == k - 1, "id"])  # its test split is fold k
+        metrics = json.loads((fold_dir / "metrics.json").read_text())
+        assert metrics["test"]["n"] == len(preds)
+
+    oof = pd.read_csv(out / "oof_predictions.csv", dtype={"id": str})
+    assert sorted(oof["id"]) == sorted(folds["id"])  # every pool record exactly once
+    summary = json.loads((out / "cv.json").read_text())
+    accs = [f["accuracy"] for f in summary["folds"]]
+    assert summary["mean_sd"]["accuracy"]["mean"] == pytest.approx(np.mean(accs), abs=1e-4)
+    assert summary["mean_sd"]["accuracy"]["sd"] == pytest.approx(np.std(accs, ddof=1), abs=1e-4)
+    pooled = summary["pooled"]["metrics"]
+    assert "ci" in pooled and pooled["ci"]["accuracy"][0] <= pooled["accuracy"] <= pooled["ci"]["accuracy"][1]
+    assert (out / "plots" / "roc.png").is_file()
+
+
+def test_cv_ensemble_is_the_mean_of_the_fold_models(cv_run):
+    _, data, result = cv_run
+    ens = Predictor.load(result.out)
+    assert ens.config.model.name == "ensemble" and ens.config.data.split.assignment is None
+    got = ens.read(str(data))
+    members = [Predictor.load(r) for r in result.fold_runs]
+    mean = np.mean([m.predict_proba(got.encoded) for m in members], axis=0)
+    np.testing.assert_allclose(ens.predict_proba(got.encoded), mean, atol=1e-6)
+    info = json.loads((result.out / "ensemble.json").read_text())
+    assert info["networks"] == 3 and info["cv"]["folds"] == 3
+
+
+@pytest.mark.slow
+def test_killed_cv_resumes_where_it_stopped(tmp_path):
+    data = _grouped_csv(tmp_path, n=160)
+    out = tmp_path / "cv"
+    kwargs = dict(data=str(data), folds=3, out=out, group_col="patient", **{**FAST, "epochs": 3})
+    pid = os.fork()
+    if pid == 0:  # the child runs cv until it is killed
+        try:
+            cross_validate(**kwargs)
+        finally:
+            os._exit(0)
+    deadline = time.time() + 300
+    while not (out / "folds" / "fold_2" / "checkpoints" / "last.pt").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert (out / "folds" / "fold_1" / "manifest.json").is_file(), "fold 1 must have finished before the kill"
+    assert not (out / "folds" / "fold_3").exists()
+    fold1 = (out / "folds" / "fold_1" / "model.safetensors").stat().st_mtime_ns
+
+    result = cross_validate(resume=out)
+    assert (out / "folds" / "fold_1" / "model.safetensors").stat().st_mtime_ns == fold1  # kept, not retrained
+    history = json.loads((out / "folds" / "fold_2" / "history.json").read_text())
+    assert len(history) == 3  # the interrupted fold finished its epochs
+    summary = json.loads((out / "cv.json").read_text())
+    assert len(summary["folds"]) == 3 and len(result.oof) == json.loads((out / "cv_plan.json").read_text())["pool"]
+    assert Predictor.load(out).predict(["ACGT" * 10]).shape[0] == 1

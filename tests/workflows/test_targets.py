@@ -1,0 +1,239 @@
+"""Regression and multi-label runs end to end on tiny synthetic data: train, evaluate, report, predict, export,
+serve (with its OpenAPI schema), explain, doctor and compare, through the CLI and the notebook API; the
+standardization round trip (predictions invariant to a linear rescaling of the training targets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from biolens.cli.main import app
+from biolens.data.synthetic import synthetic_expression, synthetic_peptides
+from biolens.workflows.train import train
+from tests.conftest import TINY_MODEL
+
+runner = CliRunner()
+TINY = ["--set", f"model.params.channels={TINY_MODEL['channels']}", "--set", f"model.params.blocks={TINY_MODEL['blocks']}"]
+FAST = {"epochs": 3, "batch_size": 32, "lr": 3e-3, "params": TINY_MODEL}
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def expression_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("expr") / "expr.csv"
+    synthetic_expression(240, length=36, seed=1).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def peptides_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pep") / "pep.csv"
+    synthetic_peptides(300, seed=2, rate=0.4).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.slow
+def test_regression_cli_end_to_end(expression_csv, tmp_path):
+    out = tmp_path / "reg"
+    r = invoke("train", "--data", expression_csv, "--target-col", "expression", "--target-col", "stability",
+               "--epochs", 3, "--batch-size", 32, "--lr", 3e-3, "--monitor", "val_spearman", "--out", out, "-q", *TINY)
+    assert r.exit_code == 0, r.output
+    assert "spearman" in r.output and "per target" in r.output
+    contract = json.loads((out / "contract.json").read_text())
+    assert contract["target_type"] == "regression" and contract["class_names"] == ["expression", "stability"]
+    assert len(contract["target_mean"]) == 2 and all(s > 0 for s in contract["target_std"])
+    cfg = (out / "config.yaml").read_text()
+    assert "target: regression" in cfg and "loss: mse" in cfg
+    history = json.loads((out / "history.json").read_text())
+    assert "val_spearman" in history[0] and "train_acc" not in history[0]
+    preds = pd.read_csv(out / "predictions.csv")
+    assert list(preds.columns) == ["id", "true_expression", "true_stability", "pred_expression", "pred_stability"]
+    assert preds["true_stability"].isna().any()  # missing values stay missing
+
+    r = invoke("evaluate", out, "--resamples", 30, "-q")
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())["test"]["metrics"]
+    assert m["ci"]["spearman"][0] <= m["spearman"] <= m["ci"]["spearman"][1]
+    assert (out / "plots" / "predicted_vs_observed.png").is_file() and (out / "plots" / "residuals.png").is_file()
+    r = invoke("evaluate", out, "--optimize", "f1", "-q")
+    assert r.exit_code == 2 and "regression run predicts values" in r.output
+
+    r = invoke("report", out, "--resamples", 30)
+    assert r.exit_code == 0, r.output
+    md = (out / "report.md").read_text()
+    assert "Biological reading" in md and "kmer_ridge" in md and "predicted_vs_observed" in md
+
+    new = tmp_path / "new.csv"
+    synthetic_expression(20, length=36, seed=9).drop(columns=["expression", "stability"]).to_csv(new, index=False)
+    r = invoke("predict", out, new, "--out", tmp_path / "p.csv", "--no-progress", "-q")
+    assert r.exit_code == 0, r.output
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert list(p.columns) == ["id", "pred_expression", "pred_stability"] and len(p) == 20
+
+    r = invoke("export", out, "--format", "onnx")
+    assert r.exit_code == 0, r.output
+    parity = json.loads((out / "model.onnx.parity.json").read_text())
+    assert parity["passed"] and parity["compared_outputs"].startswith("standardized")
+    assert set(parity["fp32"]["value_max_abs_diff"]) == {"expression", "stability"}
+
+    r = invoke("doctor", "run", out, "--json")
+    assert r.exit_code == 0, r.output
+    assert "predictions of expression" in r.output and "Fisher" in r.output  # JSON: no table wrapping
+    r = invoke("info", out)
+    assert r.exit_code == 0 and "regression" in r.output and "standardization" in r.output
+    r = invoke("explain", out, "ACGTTATAATGGCCACGTTATAATGGCCACGTTATA", "--method", "saliency", "--target",
+               "stability", "--out", tmp_path / "ex", "-q")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "ex" / "top_windows.tsv").read_text().splitlines()[1].split("\t")[2] == "stability"
+
+
+@pytest.mark.slow
+def test_predictions_are_invariant_to_a_linear_rescaling_of_the_training_targets(expression_csv, tmp_path):
+    df = pd.read_csv(expression_csv)
+    scaled = df.assign(expression=df["expression"] * 3.0 + 7.0)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    df.to_csv(a, index=False)
+    scaled.to_csv(b, index=False)
+    seqs = df["sequence"].tolist()[:25]
+    ra = train(data=str(a), target_cols=["expression"], out=tmp_path / "ra", deterministic=True, **FAST)
+    rb = train(data=str(b), target_cols=["expression"], out=tmp_path / "rb", deterministic=True, **FAST)
+    pa = ra.predict(seqs)["pred_expression"].to_numpy()
+    pb = rb.predict(seqs)["pred_expression"].to_numpy()
+    np.testing.assert_allclose(pb, 3.0 * pa + 7.0, rtol=1e-4, atol=1e-4)
+    assert rb.metrics["test"]["spearman"] == pytest.approx(ra.metrics["test"]["spearman"], abs=1e-4)
+    assert rb.metrics["test"]["mae"] == pytest.approx(3.0 * ra.metrics["test"]["mae"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_multilabel_api_evaluate_thresholds_serve_and_explain(peptides_csv, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from biolens.deploy.server import create_app
+    from biolens.workflows.evaluate import EvalOptions, evaluate_run
+
+    run = tmp_path / "ml"
+    res = train(data=str(peptides_csv), out=run, monitor="val_roc_auc", target_cols=["labels"],
+                **{**FAST, "epochs": 4})
+    assert res.metrics["test"]["target_type"] == "multilabel"
+    assert res.metrics["test"]["roc_auc"] > 0.7  # planted motifs are learnable in a few epochs
+    assert json.loads((run / "contract.json").read_text())["class_names"] == ["CYCY", "DEDE", "GPGP", "RRWW"]
+    ev = evaluate_run(run, options=EvalOptions(n_resamples=20, operating_point="f1"))
+    chosen = json.loads((run / "contract.json").read_text())["label_thresholds"]
+    assert len(chosen) == 4 and chosen == list(ev.operating_point["thresholds"].values())
+    assert ev.metrics["per_label"]["RRWW"]["threshold"] == pytest.approx(chosen[3], abs=1e-6)
+    assert (run / "plots" / "roc_per_label.png").is_file()
+
+    frame = res.predictor.predict(["ACDEFRRWWGHIKLMNPQST"])
+    assert list(frame.columns) == ["id", "p_CYCY", "p_DEDE", "p_GPGP", "p_RRWW", "prediction"]
+    with TestClient(create_app(run)) as client:
+        body = client.post("/v1/predict", json={"sequences": ["ACDEFRRWWGHIKLMNPQST", "GGGG"]}).json()
+        assert body["target_type"] == "multilabel" and set(body["thresholds"]) == {"CYCY", "DEDE", "GPGP", "RRWW"}
+        item = body["predictions"][0]
+        assert set(item) == {"id", "labels", "probabilities"}
+        on = [n for n, p in item["probabilities"].items() if p >= body["thresholds"][n]]
+        assert item["labels"] == on
+        schema = client.get("/openapi.json").json()
+        assert "MultilabelResponse" in schema["components"]["schemas"]
+        assert "label set" in schema["paths"]["/v1/predict"]["post"]["summary"]
+
+    r = invoke("explain", run, "ACDEFRRWWGHIKLMNPQST", "--method", "ism", "--out", tmp_path / "ex", "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("doctor", "data", "--data", peptides_csv, "--target-col", "labels")
+    assert "label co-occurrence" in r.output and "rare labels" in r.output
+
+
+@pytest.mark.slow
+def test_regression_server_schema_and_compare(expression_csv, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from biolens.deploy.server import create_app
+    from biolens.workflows.compare import compare_runs
+
+    runs = [train(data=str(expression_csv), target_cols=["expression"], out=tmp_path / f"r{i}", seed=i, **FAST)
+            for i in range(2)]
+    with TestClient(create_app(runs[0].run_dir)) as client:
+        body = client.post("/v1/predict", json={"sequences": ["ACGT" * 9]}).json()
+        assert body["targets"] == ["expression"] and set(body["predictions"][0]["values"]) == {"expression"}
+        assert body["predictions"][0]["values"]["expression"] == pytest.approx(
+            float(runs[0].predict(["ACGT" * 9])["pred_expression"][0]), abs=1e-5)
+        assert "RegressionResponse" in client.get("/openapi.json").json()["components"]["schemas"]
+    c = compare_runs([r.run_dir for r in runs])
+    assert c.same_test_set and "spearman" in c.rows[0]
+    boot = c.paired[0]["bootstrap"]["spearman"]
+    assert boot["difference"] == pytest.approx(boot["a"] - boot["b"], abs=1e-6)
+
+
+def test_unusable_target_columns_are_one_line_cli_errors(expression_csv, tmp_path):
+    df = pd.read_csv(expression_csv).head(60)
+    df["empty"], df["flat"] = "", 1.0
+    df["text"] = df["expression"].astype(str)
+    df.loc[5, "text"] = "n.d."
+    df["sets"] = ["A|B" if i % 2 else "A" for i in range(len(df))]
+    data = tmp_path / "bad.csv"
+    df.to_csv(data, index=False)
+    for args, message in ((["--target-col", "empty"], "target column 'empty' holds no values"),
+                          (["--target-col", "flat"], "target column 'flat' is constant"),
+                          (["--target-col", "text"], "bad.csv:7: column 'text' holds numbers but this cell is 'n.d.'"),
+                          (["--target-col", "sets", "--target", "classification"],
+                           "holds the label set 'A|B' but data.target=classification (--target)")):
+        r = invoke("train", "--data", data, *args, "--out", tmp_path / "x", "-q")
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert r.exit_code == 2 and len(lines) == 1 and message in lines[0], r.output
+        assert not (tmp_path / "x").exists()
+
+
+def test_image_manifest_with_numeric_targets_and_label_sets(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(48):
+        img = rng.integers(0, 40, (24, 24)).astype(np.uint8)
+        left, right = bool(i % 2), bool(i % 3 == 0)
+        if left:
+            img[6:18, 2:8] = 220
+        if right:
+            img[6:18, 16:22] = 220
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+        rows.append({"path": f"{i}.png", "brightness": float(img.mean()),
+                     "findings": "|".join(n for n, on in (("left", left), ("right", right)) if on)})
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    base = {"epochs": 1, "batch_size": 8, "image_size": 24, "model": "resnet",
+            "params": {"widths": [4, 8], "blocks": [1, 1]}}
+    reg = train(data=str(manifest), target_cols=["brightness"], out=tmp_path / "reg", **base)
+    assert reg.predictor.contract.target_type == "regression" and reg.predictor.contract.task == "image"
+    out = reg.predict([str(tmp_path / "0.png")])
+    assert list(out.columns) == ["id", "pred_brightness"]
+    ml = train(data=str(manifest), target_cols=["findings"], out=tmp_path / "ml", **base)
+    assert ml.predictor.contract.class_names == ["left", "right"] and "subset_accuracy" in ml.metrics["test"]
+    folder = tmp_path / "folder"
+    for cls in ("a", "b"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(4):
+            (folder / cls / f"{i}.png").write_bytes((tmp_path / f"{i}.png").read_bytes())
+    with pytest.raises(Exception, match="image folder holds one class per folder"):
+        train(data=str(folder), target="regression", out=tmp_path / "f", **base)
+
+
+def test_builtin_synthetic_sets_are_generated_once(tmp_path, monkeypatch):
+    from biolens.config import DataConfig
+    from biolens.data.builtin import get_builtin
+    from biolens.data.prepare import prepare_sequences
+
+    monkeypatch.setenv("BIOLENS_CACHE", str(tmp_path))
+    path = get_builtin("builtin:synthetic_peptides").path
+    assert path.is_file() and path.is_relative_to(tmp_path)
+    stamp = path.stat().st_mtime_ns
+    assert get_builtin("builtin:synthetic_peptides").path.stat().st_mtime_ns == stamp
+    d = prepare_sequences(DataConfig(path="builtin:synthetic_expression"))
+    assert d.config.target == "regression" and d.class_names == ["expression", "stability"]
+    assert sum(len(d.splits[s]) for s in d.splits) == 2000
