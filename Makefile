@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/biolens report runs/demo-splice
 	$(VENV)/bin/biolens doctor run runs/demo-splice
 	$(VENV)/bin/biolens export runs/demo-splice --format onnx
-	$(VENV)/bin/biolens train --data builtin:pneumoniamnist --out runs/demo-pneumonia --image-size 32 --epochs 15 --schedule cosine --class-weights inverse --set 'model.params.widths=[16,32,64,128]' --set 'model.params.blocks=[1,1,1,1]' --set train.early_stopping_patience=null --overwrite
+	$(VENV)/bin/biolens train --data builtin:pneumoniamnist --out runs/demo-pneumonia --overwrite
 	$(VENV)/bin/biolens evaluate runs/demo-pneumonia --target-sensitivity 0.95
 	$(VENV)/bin/biolens report runs/demo-pneumonia
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from biolens.tasks import Predictor, make_task
 from biolens.workflows.cv import cross_validate
@@ -92,8 +93,9 @@ def test_killed_cv_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "cv"
     kwargs = dict(data=str(data), folds=3, out=out, group_col="patient", **{**FAST, "epochs": 3})
     pid = os.fork()
-    if pid == 0:  # the child runs cv until it is killed
+    if pid == 0:  # the child runs cv until it is killed (one thread: the parent's OpenMP pool does not survive fork)
         try:
+            torch.set_num_threads(1)
             cross_validate(**kwargs)
         finally:
             os._exit(0)

@@ -187,3 +187,35 @@ def test_cli_cv_ensemble_tune_end_to_end(tmp_path):
     res = runner.invoke(app, ["tune", "--trials", "1", "--out", str(tmp_path / "tune"), *common])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "tune" / "best" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_killed_tune_resumes_and_marks_the_interrupted_trial_failed(two_runs, tmp_path):
+    import os
+    import signal
+    import time
+
+    _, data, _ = two_runs
+    out = tmp_path / "tune"
+    base = {"data": {"path": str(data)}, "model": {"name": "dilated_resnet", "params": TINY_MODEL},
+            "train": {**FAST, "epochs": 3}}
+    space = {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}, "train.batch_size": None,
+             "train.weight_decay": None, "model.params.channels": None, "model.params.blocks": None,
+             "model.params.dropout": None, "train.schedule": None, "train.label_smoothing": None}
+    pid = os.fork()
+    if pid == 0:  # the child searches until it is killed (one thread: the parent's OpenMP pool does not survive fork)
+        try:
+            torch.set_num_threads(1)
+            tune(base, out=out, trials=3, space=space)
+        finally:
+            os._exit(0)
+    deadline = time.time() + 120
+    while not (out / "trials" / "trial_001" / "checkpoints" / "last.pt").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert (out / "trials" / "trial_000" / "metrics.json").is_file(), "trial 0 must have finished before the kill"
+    r = tune(resume=out, trials=3)
+    states = pd.read_csv(out / "trials.csv")["state"].tolist()
+    assert states.count("COMPLETE") + states.count("PRUNED") == 3 and states.count("FAIL") == 1, states
+    assert (r.best_run / "model.safetensors").is_file()

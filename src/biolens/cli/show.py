@@ -12,21 +12,27 @@ HEADLINE = ("n", "accuracy", "balanced_accuracy", "mcc", "roc_auc", "roc_auc_ovr
             "specificity", "precision", "npv", "f1", "macro_f1")
 
 
-def print_metrics(m: dict[str, Any], title: str = "metrics") -> None:
-    if m.get("target_type") in ("regression", "multilabel"):
-        return print_target_metrics(m, title)
-    console.print(f"[bold]{title}[/]")
+def _headline_table(m: dict[str, Any], keys: tuple[str, ...] | list[str]) -> Table:
+    """metric, value and (when computed) CI rows for ``keys`` present in ``m``."""
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     ci = m.get("ci", {})
     if ci:
         table.add_column(f"{int(m.get('ci_level', 0.95) * 100)}% CI", justify="right")
-    for key in HEADLINE:
+    for key in keys:
         if key in m:
             lo_hi = ci.get(key) or [None, None]
             extra = [f"{fmt(lo_hi[0])} – {fmt(lo_hi[1])}" if lo_hi[0] is not None else ""] if ci else []
             table.add_row(key, fmt(m[key]) if m[key] is not None else "undefined", *extra)
+    return table
+
+
+def print_metrics(m: dict[str, Any], title: str = "metrics") -> None:
+    if m.get("target_type") in ("regression", "multilabel"):
+        return print_target_metrics(m, title)
+    console.print(f"[bold]{title}[/]")
+    table = _headline_table(m, HEADLINE)
     if "tp" in m:
         table.add_row("TP / FP / TN / FN", f"{m['tp']} / {m['fp']} / {m['tn']} / {m['fn']}")
     console.print(table)
@@ -59,18 +65,7 @@ def print_target_metrics(m: dict[str, Any], title: str) -> None:
     """Regression (per target) and multi-label (per label) metrics, with CIs where computed."""
     kind = m["target_type"]
     console.print(f"[bold]{title}[/]")
-    table = Table()
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    ci = m.get("ci", {})
-    if ci:
-        table.add_column(f"{int(m.get('ci_level', 0.95) * 100)}% CI", justify="right")
-    for key in TARGET_HEADLINE[kind]:
-        if key in m:
-            lo_hi = ci.get(key) or [None, None]
-            extra = [f"{fmt(lo_hi[0])} – {fmt(lo_hi[1])}" if lo_hi[0] is not None else ""] if ci else []
-            table.add_row(key, fmt(m[key]) if m[key] is not None else "undefined", *extra)
-    console.print(table)
+    console.print(_headline_table(m, TARGET_HEADLINE[kind]))
     if kind == "regression":
         per = Table(title="per target")
         cols = ("pearson", "spearman", "r2", "mae", "rmse", "n")
