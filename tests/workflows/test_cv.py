@@ -115,3 +115,4 @@ def test_killed_cv_resumes_where_it_stopped(tmp_path):
     summary = json.loads((out / "cv.json").read_text())
     assert len(summary["folds"]) == 3 and len(result.oof) == json.loads((out / "cv_plan.json").read_text())["pool"]
     assert Predictor.load(out).predict(["ACGT" * 10]).shape[0] == 1
+

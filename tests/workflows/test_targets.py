@@ -237,3 +237,40 @@ def test_builtin_synthetic_sets_are_generated_once(tmp_path, monkeypatch):
     d = prepare_sequences(DataConfig(path="builtin:synthetic_expression"))
     assert d.config.target == "regression" and d.class_names == ["expression", "stability"]
     assert sum(len(d.splits[s]) for s in d.splits) == 2000
+
+
+@pytest.mark.parametrize("which, metric, prefix", [("expression", "pearson", "pred_"),
+                                                   ("peptides", "subset_accuracy", "p_")])
+def test_cv_of_regression_and_multilabel_runs_ensembles_in_the_users_units(expression_csv, peptides_csv, tmp_path,
+                                                                            which, metric, prefix):
+    from biolens.tasks import Predictor
+    from biolens.workflows.cv import cross_validate
+
+    data = expression_csv if which == "expression" else peptides_csv
+    targets = ["expression", "stability"] if which == "expression" else ["labels"]
+    result = cross_validate(data=str(data), target_cols=targets, folds=2, out=tmp_path / "cv", model="dilated_resnet",
+                            params={"channels": 8, "blocks": 1}, epochs=1, batch_size=32)
+    summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    values = [f[metric] for f in summary["folds"]]
+    assert summary["mean_sd"][metric]["mean"] == pytest.approx(np.mean(values), abs=1e-4)
+    assert metric in summary["pooled"]["flat"]
+    ens = Predictor.load(result.out)
+    members = [Predictor.load(r) for r in result.fold_runs]
+    if prefix == "pred_":  # each fold standardized its targets on its own train part
+        assert members[0].contract.target_mean != members[1].contract.target_mean
+    inputs = pd.read_csv(data).drop(columns=targets).head(12)
+    new = tmp_path / "new.csv"
+    inputs.to_csv(new, index=False)
+    got = ens.predict([str(new)])
+    cols = [c for c in got.columns if c.startswith(prefix)]
+    mean = np.mean([m.predict([str(new)])[cols].to_numpy() for m in members], axis=0)
+    np.testing.assert_allclose(got[cols].to_numpy(), mean, rtol=1e-5, atol=1e-6)  # the mean in the user's units
+
+
+def test_tune_of_a_regression_run_optimizes_val_spearman(expression_csv, tmp_path):
+    from biolens.workflows.tune import tune
+
+    r = tune(data=str(expression_csv), target_cols=["expression", "stability"], trials=1, out=tmp_path / "t",
+             model="dilated_resnet", params={"channels": 8, "blocks": 1}, epochs=1, batch_size=32)
+    assert r.objective == "val_spearman" and -1 <= r.best_value <= 1
+    assert json.loads((r.best_run / "contract.json").read_text())["target_type"] == "regression"

@@ -35,12 +35,12 @@ def cv(
         cfg = config_from_options(config, options)
         result = cross_validate(cfg, folds=folds, overwrite=overwrite, progress=not quiet, force=force)
     s = result.summary
+    shown = [m for m in s["mean_sd"]][:4]  # the headline metrics of the run's target type, as cv.json orders them
     for row in s["folds"]:
         console.print(f"fold {row['fold']}: n {row['n']}  " + "  ".join(
-            f"{m} {row[m]:.4f}" for m in ("accuracy", "balanced_accuracy", "roc_auc") if isinstance(row.get(m), float)))
-    console.print("mean ± sd over folds: " + "  ".join(f"{m} {v['mean']:.4f} ± {v['sd']:.4f}"
-                                                     for m, v in s["mean_sd"].items()
-                                                     if m in ("accuracy", "balanced_accuracy", "roc_auc", "mcc")))
+            f"{m} {row[m]:.4f}" for m in shown if isinstance(row.get(m), float)))
+    console.print("mean ± sd over folds: " + "  ".join(f"{m} {s['mean_sd'][m]['mean']:.4f} ± "
+                                                     f"{s['mean_sd'][m]['sd']:.4f}" for m in shown))
     print_metrics(s["pooled"]["metrics"], title=f"pooled out-of-fold predictions (n {s['pooled']['n']})")
     console.print(f"ensemble of the {len(result.fold_runs)} fold models: {result.out}  (evaluate it on the held-out "
                   f"test split: biolens evaluate {result.out})")

@@ -39,8 +39,11 @@ class Ensemble(nn.Module):
     extra_outputs: tuple[str, ...] = ()
     transfer = False  # the bundle's data config is the members' resolved one: no "auto" choice is left to make
 
-    def __init__(self, members: list[dict[str, Any]], weights: list[float] | None = None):
+    def __init__(self, members: list[dict[str, Any]], weights: list[float] | None = None,
+                 output: str = "softmax"):
         super().__init__()
+        if output not in OUTPUTS:
+            raise ModelError(f"model.params.output {output!r}: one of {', '.join(OUTPUTS)}")
         if not isinstance(members, list) or len(members) < 2:
             raise ModelError("an ensemble needs at least 2 members (model.params.members)")
         built = []
@@ -65,6 +68,18 @@ class Ensemble(nn.Module):
         total = sum(weights)
         self.register_buffer("log_weights", torch.log(torch.tensor([w / total for w in weights])), persistent=False)
         self.register_buffer("temperatures", torch.tensor(temps), persistent=False)
+        self.output = output
+        # regression members trained on their own standardization: scale/shift map each member's standardized
+        # output onto the first member's (the ensemble contract's) standardization
+        scales = [list(m.get("scale") or []) for m in members]
+        shifts = [list(m.get("shift") or []) for m in members]
+        n_out = getattr(built[0], "num_classes", 1)
+        scale = torch.tensor([s or [1.0] * n_out for s in scales], dtype=torch.float32)
+        shift = torch.tensor([s or [0.0] * n_out for s in shifts], dtype=torch.float32)
+        if scale.shape != (len(members), n_out) or shift.shape != (len(members), n_out):
+            raise ModelError(f"model.params.members: scale and shift need {n_out} values per member")
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
         self.task = kinds.pop()
         self.num_classes = classes.pop()
         self.aux_inputs = tuple(dict.fromkeys(a for m in built for a in getattr(m, "aux_inputs", ())))
@@ -72,23 +87,56 @@ class Ensemble(nn.Module):
         for attr in ("vocab_size", "in_channels"):
             if hasattr(built[0], attr):
                 setattr(self, attr, getattr(built[0], attr))
-        self._config = {"members": [{"name": m["name"], "params": dict(m.get("params") or {}),
-                                     "temperature": t} for m, t in zip(members, temps)],
-                        "weights": [w / total for w in weights]}
+        self._config = {"members": [{"name": m["name"], "params": dict(m.get("params") or {}), "temperature": t,
+                                     **({"scale": sc, "shift": sh} if sc or sh else {})}
+                                    for m, t, sc, sh in zip(members, temps, scales, shifts)],
+                        "weights": [w / total for w in weights], "output": output}
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"members": [dict(m) for m in self._config["members"]], "weights": list(self._config["weights"])}
+        return {"members": [dict(m) for m in self._config["members"]], "weights": list(self._config["weights"]),
+                "output": self.output}
 
     def parts(self) -> list[tuple[float, nn.Module]]:
         """``(weight, member)`` pairs, for explanations computed per member (Grad-CAM)."""
         return [(float(w), m) for w, m in zip(self.log_weights.exp().tolist(), self.members)]
 
     def forward(self, x: Tensor, **aux: Tensor) -> Tensor:
-        logps = [F.log_softmax(m(x, **_member_inputs(m, aux)).float() / self.temperatures[i], dim=-1)
-                 for i, m in enumerate(self.members)]
-        stacked = torch.stack(logps, dim=0) + self.log_weights.view(-1, 1, 1)
-        return torch.logsumexp(stacked, dim=0)
+        outs = torch.stack([m(x, **_member_inputs(m, aux)).float() for m in self.members], dim=0)  # (M, B, C)
+        if self.output == "identity":  # regression: the weighted mean value, on the first member's scale
+            values = outs * self.scale[:, None, :] + self.shift[:, None, :]
+            return (values * self.log_weights.exp().view(-1, 1, 1)).sum(dim=0)
+        if self.output == "log":  # Poisson regression: log of the weighted mean rate
+            return torch.logsumexp(outs + torch.log(self.scale)[:, None, :] + self.log_weights.view(-1, 1, 1), dim=0)
+        return combine(outs / self.temperatures.view(-1, 1, 1), self.log_weights, self.output)
+
+
+OUTPUTS = ("softmax", "sigmoid", "identity", "log")
+
+
+def output_kind(target_type: str, link: str | None = None) -> str:
+    """How an ensemble or TTA combines the outputs of a run of ``target_type``: mean probability (softmax or
+    sigmoid, returned as logits) or mean value (identity; log for a log link)."""
+    if target_type == "multilabel":
+        return "sigmoid"
+    if target_type == "regression":
+        return "log" if link == "log" else "identity"
+    return "softmax"
+
+
+def combine(z: Tensor, log_weights: Tensor, output: str) -> Tensor:
+    """Logits ``(B, C)`` of the weighted mean probability of stacked logits ``z`` ``(M, B, C)`` (softmax per row or
+    sigmoid per label), or the weighted mean of values (identity)."""
+    w = log_weights.view(-1, 1, 1)
+    if output == "softmax":
+        return torch.logsumexp(F.log_softmax(z, dim=-1) + w, dim=0)
+    if output == "sigmoid":  # log p and log(1 − p) of the mean probability: its logit, stable at both ends
+        log_p = torch.logsumexp(F.logsigmoid(z) + w, dim=0)
+        log_q = torch.logsumexp(F.logsigmoid(-z) + w, dim=0)
+        return log_p - log_q
+    if output == "log":
+        return torch.logsumexp(z + w, dim=0)
+    return (z * w.exp()).sum(dim=0)
 
 
 def _rc_onehot(x: Tensor, table: Tensor) -> Tensor:
@@ -102,12 +150,18 @@ def _rc_onehot(x: Tensor, table: Tensor) -> Tensor:
 
 
 class TestTimeAugmentation(nn.Module):
-    """``log mean_v softmax(model(view_v(x)))`` over the identity and the given views."""
+    """The mean over the identity and the given views, combined as the run's outputs are (``combine``): the log of
+    the mean softmax for classifiers, the logit of the mean sigmoid for multi-label runs, the mean value for
+    regression."""
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, model: nn.Module, views: list[str], complement_table: Tensor | None = None):
+    def __init__(self, model: nn.Module, views: list[str], complement_table: Tensor | None = None,
+                 output: str = "softmax"):
         super().__init__()
+        if output not in OUTPUTS:
+            raise ModelError(f"test-time augmentation output {output!r}: one of {', '.join(OUTPUTS)}")
+        self.output = output
         kind = getattr(model, "task", None)
         known = TTA_VIEWS.get(kind, ())
         bad = [v for v in views if v not in known]
@@ -136,9 +190,9 @@ class TestTimeAugmentation(nn.Module):
 
     def forward(self, x: Tensor, **aux: Tensor) -> Tensor:
         inputs = _member_inputs(self.model, aux)  # GC content is the same on both strands; images have none
-        logps = [F.log_softmax(self.model(x, **inputs).float(), dim=-1)]
-        logps += [F.log_softmax(self.model(self._view(v, x), **inputs).float(), dim=-1) for v in self.views]
-        return torch.logsumexp(torch.stack(logps, dim=0), dim=0) - math.log(len(logps))
+        outs = [self.model(x, **inputs).float()] + [self.model(self._view(v, x), **inputs).float() for v in self.views]
+        equal = torch.full((len(outs),), -math.log(len(outs)), device=outs[0].device)
+        return combine(torch.stack(outs, dim=0), equal, self.output)
 
 
 def leaf_models(model: nn.Module) -> list[tuple[float, nn.Module]]:

@@ -26,7 +26,7 @@ from biolens.contract import InputContract
 from biolens.data.targets import effective_loss, fit_standardization, values_for
 from biolens.errors import ConfigError, DataError, ModelError
 from biolens.models import list_models, model_info
-from biolens.models.ensemble import TestTimeAugmentation
+from biolens.models.ensemble import TestTimeAugmentation, output_kind
 from biolens.models.registry import default_model
 
 
@@ -131,7 +131,8 @@ class Codec:
         """``model`` wrapped in the contract's test-time augmentation (unchanged when the contract has none)."""
         if not self.contract.tta or isinstance(model, TestTimeAugmentation):
             return model
-        return TestTimeAugmentation(model, self.contract.tta, self.complement_table())
+        return TestTimeAugmentation(model, self.contract.tta, self.complement_table(),
+                                    output_kind(self.contract.target_type, self.contract.target_link))
 
     def check_inputs(self, inputs: Inputs) -> np.ndarray:
         """A mask of the inputs that cannot be predicted at all (e.g. empty sequences), logged with a count."""

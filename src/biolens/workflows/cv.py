@@ -44,16 +44,21 @@ from biolens.doctor.advise import preset_after_data, preset_before_data
 from biolens.errors import ConfigError
 from biolens.evaluation.evaluate import EvalOptions, evaluate_predictions
 from biolens.io import write_json
-from biolens.metrics import classification_metrics
+from biolens.metrics import classification_metrics, target_metrics
 from biolens.tasks import Predictor, make_task
+from biolens.tasks.outputs import read_target_predictions
 from biolens.workflows.ensemble import write_ensemble
 from biolens.workflows.train import build_config, class_counts, train
 
 log = logging.getLogger(__name__)
 
 PLAN = "cv_plan.json"
-SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "pr_auc", "mcc", "sensitivity", "specificity", "f1",
-                   "macro_f1")
+SUMMARY_METRICS = {  # per fold and as mean ± sd, by target type
+    "classification": ("accuracy", "balanced_accuracy", "roc_auc", "pr_auc", "mcc", "sensitivity", "specificity",
+                       "f1", "macro_f1"),
+    "regression": ("pearson", "spearman", "r2", "mae", "rmse"),
+    "multilabel": ("roc_auc", "micro_roc_auc", "pr_auc", "subset_accuracy", "hamming_loss"),
+}
 
 
 @dataclass
@@ -203,26 +208,32 @@ def _run_fold(out: Path, cfg: RunConfig, k: int, folds: int, *, progress: bool, 
 def _summarize(out: Path, fold_runs: list[Path], plan: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """OOF predictions, per-fold metrics, mean ± sd and pooled OOF metrics with bootstrap CIs."""
     contract = InputContract.load(fold_runs[0] / "contract.json")
+    kind = contract.target_type
     parts, per_fold = [], []
     for k, run in enumerate(fold_runs):
         pred = pd.read_csv(run / "predictions.csv", dtype={"id": str, "label": str, "prediction": str})
         pred.insert(0, "fold", k + 1)
         parts.append(pred)
         test = json.loads((run / "metrics.json").read_text())["test"]
-        per_fold.append({"fold": k + 1, "n": test.get("n"), **{m: test.get(m) for m in SUMMARY_METRICS if m in test}})
+        per_fold.append({"fold": k + 1, "n": test.get("n"),
+                         **{m: test.get(m) for m in SUMMARY_METRICS[kind] if m in test}})
     oof = pd.concat(parts, ignore_index=True)
     oof.to_csv(out / "oof_predictions.csv", index=False, float_format="%.6f")
     names = contract.class_names
-    y = oof["label"].map({c: i for i, c in enumerate(names)}).to_numpy()
-    probs = oof[[f"p_{c}" for c in names]].to_numpy(dtype=float)
+    if kind == "classification":
+        y = oof["label"].map({c: i for i, c in enumerate(names)}).to_numpy()
+        probs = oof[[f"p_{c}" for c in names]].to_numpy(dtype=float)
+    else:  # regression values or label probabilities against the (N, T) targets, NaN where missing
+        y, probs = read_target_predictions(oof, names, kind)
     mean_sd = {}
-    for m in SUMMARY_METRICS:
+    for m in SUMMARY_METRICS[kind]:
         values = [f[m] for f in per_fold if isinstance(f.get(m), (int, float))]
         if len(values) == len(per_fold):
             mean_sd[m] = {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values, ddof=1)), 4)}
     pooled = evaluate_predictions(y, probs, contract, "out-of-fold predictions", EvalOptions(seed=plan["seed"]),
                                   plots_dir=out / "plots")
-    flat = classification_metrics(y, probs, names, contract.positive_class, contract.threshold)
+    flat = (classification_metrics(y, probs, names, contract.positive_class, contract.threshold)
+            if kind == "classification" else target_metrics(kind, y, probs, names, contract.thresholds))
     summary = {"folds": per_fold, "mean_sd": mean_sd,
                "pooled": {"n": int(len(oof)), "metrics": pooled.metrics, "flat": flat,
                           "calibration": pooled.calibration},
@@ -233,7 +244,7 @@ def _summarize(out: Path, fold_runs: list[Path], plan: dict[str, Any]) -> tuple[
 
 def _headline(summary: dict[str, Any]) -> str:
     parts = []
-    for m in ("accuracy", "roc_auc"):
+    for m in ("accuracy", "roc_auc", "pearson", "spearman", "subset_accuracy"):
         if m in summary["mean_sd"]:
             s = summary["mean_sd"][m]
             parts.append(f"{m} {s['mean']:.4f} ± {s['sd']:.4f} over folds")

@@ -25,14 +25,17 @@ from biolens.config import RunConfig, validate_config
 from biolens.contract import InputContract
 from biolens.errors import BiolensError, BundleError, ConfigError
 from biolens.io import atomic_write_text, write_json
+from biolens.metrics import summary_line
 from biolens.models import create_model
+from biolens.models.ensemble import output_kind
 from biolens.tasks import Predictor, make_task
 from biolens.workflows.train import split_metrics
 
 log = logging.getLogger(__name__)
 
 # contract fields that calibrate a model's outputs rather than describe its inputs: they may differ between members
-CALIBRATION_FIELDS = ("threshold", "temperature")
+# (and, for regression, each member's own train standardization, which the ensemble maps onto one scale)
+CALIBRATION_FIELDS = ("threshold", "temperature", "label_thresholds", "target_mean", "target_std")
 _TRAINING_ONLY = ("augment_train",)  # image_preprocessing keys that describe training, not what inputs look like
 
 
@@ -93,13 +96,21 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
+def _auto_weight_metric(contract: InputContract) -> str:
+    if contract.target_type == "regression":
+        return "spearman"
+    if contract.target_type == "multilabel" or contract.positive_index is not None:
+        return "roc_auc"
+    return "accuracy"
+
+
 def member_weights(members: list[Member], metric: str | None) -> tuple[list[float], str | None]:
     """Equal weights, or each run's val value of ``metric`` (default: the task's headline metric)."""
     if metric is None:
         return [1.0] * len(members), None
     values = []
     for m in members:
-        name = metric if metric != "auto" else ("roc_auc" if m.contract.positive_index is not None else "accuracy")
+        name = metric if metric != "auto" else _auto_weight_metric(m.contract)
         v = (m.metrics.get("val") or {}).get(name)
         if not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
             raise ConfigError(f"{m.run}/metrics.json has no positive val {name!r} to weight by; evaluate the run on "
@@ -132,9 +143,6 @@ def _members(runs: list[str | Path] | list[Member]) -> list[Member]:
         raise ConfigError(f"an ensemble needs at least 2 runs; got {len(runs)}")
     members = [r if isinstance(r, Member) else Member(r) for r in runs]
     first = members[0]
-    if first.contract.target_type != "classification":
-        raise ConfigError(f"{first.run}: ensembles average class probabilities; this run is a "
-                          f"{first.contract.target_type} run")
     for m in members[1:]:
         diff = contract_difference(first.contract, m.contract)
         if diff is not None:
@@ -155,10 +163,11 @@ def write_ensemble(runs: list[str | Path] | list[Member], out: Path, *, weight_b
     specs, flat_weights, states = [], [], []
     for m, w in zip(members, weights):
         for spec, inner, state in m.parts():
-            specs.append(spec)
+            specs.append(_on_scale_of(spec, m.contract, first.contract))
             flat_weights.append(w * inner)
             states.append(state)
-    model = create_model("ensemble", members=specs, weights=flat_weights)
+    output = output_kind(first.contract.target_type, first.contract.target_link)
+    model = create_model("ensemble", members=specs, weights=flat_weights, output=output)
     for i, state in enumerate(states):
         model.members[i].load_state_dict(state, strict=True)
 
@@ -167,7 +176,13 @@ def write_ensemble(runs: list[str | Path] | list[Member], out: Path, *, weight_b
     if len(thresholds) > 1:
         log.warning("the members' thresholds differ (%s); the ensemble decides at 0.5: choose its own on val with "
                     "biolens evaluate DIR --target-sensitivity …", thresholds)
-    contract = replace(first.contract, temperature=1.0, threshold=threshold)
+    labels = {tuple(m.contract.label_thresholds) if m.contract.label_thresholds else None for m in members}
+    label_thresholds = labels.pop() if len(labels) == 1 else None  # differing per-label thresholds: 0.5 each
+    if len(labels) > 0:
+        log.warning("the members' per-label thresholds differ; the ensemble decides at 0.5 per label: choose its own "
+                    "on val with biolens evaluate DIR --optimize f1")
+    contract = replace(first.contract, temperature=1.0, threshold=threshold,
+                       label_thresholds=list(label_thresholds) if label_thresholds else None)
     cfg = first.config.model_copy(update={"model": first.config.model.model_copy(update={
         "name": "ensemble", "params": model.config, "pretrained": None, "weights": None, "teacher": None,
         "freeze_until": None, "head_epochs": 0}), "out": str(out)})
@@ -186,6 +201,24 @@ def write_ensemble(runs: list[str | Path] | list[Member], out: Path, *, weight_b
     write_manifest(out, **({"dataset_fingerprint": fingerprint} if fingerprint else {}))
     log.info("ensemble of %d runs (%d networks) written to %s", len(members), len(specs), out)
     return out
+
+
+def _on_scale_of(spec: dict[str, Any], run: InputContract, target: InputContract) -> dict[str, Any]:
+    """A regression member's spec with ``scale``/``shift`` that map its standardized outputs (in its run's
+    standardization, after any scale/shift it already carries) onto ``target``'s; other specs unchanged."""
+    if run.target_type != "regression" or (run.target_mean == target.target_mean and
+                                           run.target_std == target.target_std and "scale" not in spec):
+        return spec
+    n = run.num_classes
+    s = np.asarray(spec.get("scale") or [1.0] * n, dtype=np.float64)
+    b = np.asarray(spec.get("shift") or [0.0] * n, dtype=np.float64)
+    std_r = np.asarray(run.target_std or [1.0] * n, dtype=np.float64)
+    std_t = np.asarray(target.target_std or [1.0] * n, dtype=np.float64)
+    mean_r = np.asarray(run.target_mean or [0.0] * n, dtype=np.float64)
+    mean_t = np.asarray(target.target_mean or [0.0] * n, dtype=np.float64)
+    if run.target_link == "log":  # value = exp(z) · std: only the scale moves
+        return {**spec, "scale": (s * std_r / std_t).tolist(), "shift": [0.0] * n}
+    return {**spec, "scale": (s * std_r / std_t).tolist(), "shift": ((b * std_r + mean_r - mean_t) / std_t).tolist()}
 
 
 def _shared_fingerprint(members: list[Member]) -> str | None:
@@ -212,5 +245,6 @@ def evaluate_ensemble(run: Path, device: str = "auto") -> dict[str, Any] | None:
     metrics = split_metrics(predictor.model, task, predictor.contract, predictor.device, run)
     write_json(run / "metrics.json", metrics)
     write_manifest(run, dataset_fingerprint=task.fingerprint())
-    log.info("ensemble: val accuracy %.4f, test accuracy %.4f", metrics["val"]["accuracy"], metrics["test"]["accuracy"])
+    kind = predictor.contract.target_type
+    log.info("ensemble: val %s; test %s", summary_line(metrics["val"], kind), summary_line(metrics["test"], kind))
     return metrics

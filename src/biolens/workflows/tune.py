@@ -78,6 +78,9 @@ class TuneResult:
     study: optuna.Study
 
 
+DEFAULT_OBJECTIVE = {"regression": "val_spearman", "multilabel": "val_roc_auc"}  # classification: by class count
+
+
 def search_space(cfg: RunConfig, kind: str, overrides: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """The default space for the task kind and model, with ``overrides`` on top (a field mapped to None is left out
     of the search)."""
@@ -224,15 +227,13 @@ def tune(config: RunConfig | dict | str | Path | None = None, *, data: Any = Non
             raise ConfigError("out: give the folder for the search (out=DIR, or --out DIR)")
         out = Path(cfg.out)
         task = make_task(cfg)
-        binary = None
-        if objective is None or "test" in objective:
-            task.prepare()
-            binary = len(task.class_names) == 2
-        objective = objective or ("val_roc_auc" if binary else "val_acc")
-        if not objective.startswith("val_"):
+        if objective is not None and not objective.startswith("val_"):
             raise ConfigError(f"objective {objective!r}: tune optimizes a val value (val_loss, val_acc, val_roc_auc…) "
                               "and never the test split")
-        check_monitor(objective, True if binary is None else binary)
+        task.prepare()
+        binary, kind = len(task.class_names) == 2, task.target_type
+        objective = objective or DEFAULT_OBJECTIVE.get(kind) or ("val_roc_auc" if binary else "val_acc")
+        check_monitor(objective, binary, kind)
         resolved_model = cfg.model.name or type(task).model_name(cfg)
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": resolved_model})})
         space_d = search_space(cfg, task.kind, space if isinstance(space, dict) else read_space(space))
