@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from biolens.workflows.train import TrainResult, train
     from biolens.workflows.scan import scan_genome as scan
     from biolens.workflows.variants import score_variants as variants
+    from biolens.workflows.cv import CVResult, cross_validate as cv
+    from biolens.workflows.tune import TuneResult, tune
+    from biolens.workflows.ensemble import build_ensemble as ensemble
 
     load = Predictor.load
 
@@ -52,11 +55,17 @@ _LAZY: dict[str, tuple[str, str]] = {
     "predict": ("biolens.tasks", "predict"),
     "variants": ("biolens.workflows.variants", "score_variants"),
     "scan": ("biolens.workflows.scan", "scan_genome"),
+    "cv": ("biolens.workflows.cv", "cross_validate"),
+    "CVResult": ("biolens.workflows.cv", "CVResult"),
+    "tune": ("biolens.workflows.tune", "tune"),
+    "TuneResult": ("biolens.workflows.tune", "TuneResult"),
+    "ensemble": ("biolens.workflows.ensemble", "build_ensemble"),
 }
 
 __all__ = ["__version__", "BiolensError", "BundleError", "ConfigError", "DataError", "InputError", "ModelError",
            "EvalOptions", "EvaluationResult", "Predictor", "TrainResult", "compare", "evaluate", "load", "lr_find",
-           "predict", "report", "train", "pretrain", "PretrainResult", "baselines", "variants", "scan"]
+           "predict", "report", "train", "pretrain", "PretrainResult", "baselines", "variants", "scan", "cv", "CVResult",
+           "tune", "TuneResult", "ensemble"]
 
 
 def __getattr__(name: str) -> Any:

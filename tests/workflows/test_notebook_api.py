@@ -72,7 +72,7 @@ def test_a_model_that_does_not_fit_the_data_is_an_error_not_a_swap(tmp_path):
 
 def test_public_names_are_importable_and_listed():
     for name in ("train", "evaluate", "load", "predict", "report", "compare", "lr_find", "Predictor", "TrainResult",
-                 "EvaluationResult", "EvalOptions"):
+                 "EvaluationResult", "EvalOptions", "cv", "CVResult", "tune", "TuneResult", "ensemble"):
         assert name in biolens.__all__ and getattr(biolens, name) is not None
     assert "train" in dir(biolens)
     with pytest.raises(AttributeError):

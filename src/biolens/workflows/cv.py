@@ -223,6 +223,7 @@ def _summarize(out: Path, fold_runs: list[Path], plan: dict[str, Any]) -> tuple[
     if kind == "classification":
         y = oof["label"].map({c: i for i, c in enumerate(names)}).to_numpy()
         probs = oof[[f"p_{c}" for c in names]].to_numpy(dtype=float)
+        probs /= probs.sum(axis=1, keepdims=True)  # the CSV's 6 decimals: rows sum to 1 ± 1e-6
     else:  # regression values or label probabilities against the (N, T) targets, NaN where missing
         y, probs = read_target_predictions(oof, names, kind)
     mean_sd = {}
