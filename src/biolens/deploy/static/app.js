@@ -175,7 +175,8 @@
     var box = el("div", {"class": "bars", role: "group", "aria-label": "class probabilities"});
     card.classes.forEach(function (name) {
       var p = item.probabilities[name];
-      var bar = el("div", {"class": "bar" + (name === item.prediction ? " top" : ""), "aria-hidden": "true"},
+      var on = item.labels ? item.labels.indexOf(name) >= 0 : name === item.prediction;
+      var bar = el("div", {"class": "bar" + (on ? " top" : ""), "aria-hidden": "true"},
                    [el("span")]);
       bar.firstChild.style.width = Math.max(0, Math.min(100, p * 100)).toFixed(1) + "%";
       box.appendChild(el("span", {text: name}));
@@ -264,6 +265,20 @@
       var hid = "result-" + k;
       var art = el("article", {"class": "result", "aria-labelledby": hid});
       art.appendChild(el("h3", {id: hid, text: item.id}));
+      if (item.values) {  // a regression model: one value per target, in the training data's units
+        Object.keys(item.values).forEach(function (name) {
+          art.appendChild(el("p", {"class": "prediction"}, [name + ": ", el("strong", {text: num(item.values[name], 4)})]));
+        });
+        list.appendChild(art);
+        return;
+      }
+      if (item.labels) {  // a multi-label model: every label whose probability reaches its threshold
+        art.appendChild(el("p", {"class": "prediction"},
+          ["Labels: ", el("strong", {text: item.labels.length ? item.labels.join(", ") : "none"})]));
+        art.appendChild(bars(item));
+        list.appendChild(art);
+        return;
+      }
       art.appendChild(el("p", {"class": "prediction"}, ["Prediction: ", el("strong", {text: item.prediction})]));
       if (item.decision !== null && item.decision !== undefined) {
         var rule = "P(" + data.positive_class + ") ≥ " + num(data.threshold);
