@@ -105,3 +105,24 @@ def device() -> torch.device:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
     return torch.device("cuda")
+
+
+def kill_when(work, ready: Path, timeout: float = 120) -> None:
+    """Run ``work()`` in a forked child (one torch thread: the parent's OpenMP pool does not survive fork) and
+    SIGKILL it as soon as ``ready`` exists (or after ``timeout`` seconds)."""
+    import os
+    import signal
+    import time
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            torch.set_num_threads(1)
+            work()
+        finally:
+            os._exit(0)
+    deadline = time.time() + timeout
+    while not ready.is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)

@@ -2,21 +2,17 @@
 the ensemble of the fold models as an ordinary bundle."""
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from biolens.tasks import Predictor, make_task
 from biolens.workflows.cv import cross_validate
-from tests.conftest import TINY_MODEL, planted_dna, write_csv
+from tests.conftest import TINY_MODEL, kill_when, planted_dna, write_csv
 
-FAST = dict(model="dilated_resnet", params=TINY_MODEL, epochs=2, batch_size=32, lr=3e-3)
+FAST = {"model": "dilated_resnet", "params": TINY_MODEL, "epochs": 2, "batch_size": 32, "lr": 3e-3}
 
 
 def _grouped_csv(tmp_path: Path, n: int = 240) -> Path:
@@ -37,7 +33,7 @@ def cv_run(tmp_path_factory):
 
 
 def test_grouped_cv_keeps_groups_in_one_fold_and_never_reads_test(cv_run):
-    root, data, result = cv_run
+    _, data, result = cv_run
     out = result.out
     folds = pd.read_csv(out / "folds.tsv", sep="\t", dtype={"id": str})
     frame = pd.read_csv(data)
@@ -92,18 +88,7 @@ def test_killed_cv_resumes_where_it_stopped(tmp_path):
     data = _grouped_csv(tmp_path, n=160)
     out = tmp_path / "cv"
     kwargs = dict(data=str(data), folds=3, out=out, group_col="patient", **{**FAST, "epochs": 3})
-    pid = os.fork()
-    if pid == 0:  # the child runs cv until it is killed (one thread: the parent's OpenMP pool does not survive fork)
-        try:
-            torch.set_num_threads(1)
-            cross_validate(**kwargs)
-        finally:
-            os._exit(0)
-    deadline = time.time() + 300
-    while not (out / "folds" / "fold_2" / "checkpoints" / "last.pt").is_file() and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    kill_when(lambda: cross_validate(**kwargs), out / "folds" / "fold_2" / "checkpoints" / "last.pt", timeout=300)
     assert (out / "folds" / "fold_1" / "manifest.json").is_file(), "fold 1 must have finished before the kill"
     assert not (out / "folds" / "fold_3").exists()
     fold1 = (out / "folds" / "fold_1" / "model.safetensors").stat().st_mtime_ns

@@ -20,9 +20,13 @@ from biolens.tasks import Predictor
 from biolens.workflows.ensemble import build_ensemble
 from biolens.workflows.train import train
 from biolens.workflows.tune import tune
-from tests.conftest import TINY_MODEL, planted_dna, write_csv
+from tests.conftest import TINY_MODEL, kill_when, planted_dna, write_csv
 
 FAST = {"epochs": 2, "batch_size": 32, "lr": 3e-3, "early_stopping_patience": None}
+# a search over the learning rate only (null removes a default parameter from the space)
+LR_ONLY = {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}, "train.batch_size": None,
+           "train.weight_decay": None, "model.params.channels": None, "model.params.blocks": None,
+           "model.params.dropout": None, "train.schedule": None, "train.label_smoothing": None}
 
 
 def _cfg(data: Path, out: Path, seed: int = 0, **train_extra) -> dict:
@@ -63,7 +67,7 @@ def test_ensemble_bundle_is_the_mean_and_exports_with_parity(two_runs):
 
 
 def test_ensemble_refuses_runs_with_different_contracts(two_runs, tmp_path):
-    root, _, runs = two_runs
+    _, _, runs = two_runs
     seqs, labels = planted_dna(n=240, seed=4, length=50)
     other = train(_cfg(write_csv(tmp_path / "long.csv", seqs, labels), tmp_path / "long")).run_dir
     with pytest.raises(ConfigError) as e:
@@ -111,10 +115,7 @@ def test_tune_never_reads_test_and_resumes_to_more_trials(two_runs, tmp_path):
     out = tmp_path / "tune"
     base = {"data": {"path": str(data)}, "model": {"name": "dilated_resnet", "params": TINY_MODEL},
             "train": {**FAST, "epochs": 1}}
-    space = {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}, "train.batch_size": None,
-             "train.weight_decay": None, "model.params.channels": None, "model.params.blocks": None,
-             "model.params.dropout": None, "train.schedule": None, "train.label_smoothing": None}
-    r = tune(base, out=out, trials=2, space=space)
+    r = tune(base, out=out, trials=2, space=LR_ONLY)
     trials = sorted((out / "trials").iterdir())
     assert len(trials) == 2
     for t in trials:
@@ -191,29 +192,11 @@ def test_cli_cv_ensemble_tune_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_killed_tune_resumes_and_marks_the_interrupted_trial_failed(two_runs, tmp_path):
-    import os
-    import signal
-    import time
-
     _, data, _ = two_runs
     out = tmp_path / "tune"
     base = {"data": {"path": str(data)}, "model": {"name": "dilated_resnet", "params": TINY_MODEL},
             "train": {**FAST, "epochs": 3}}
-    space = {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}, "train.batch_size": None,
-             "train.weight_decay": None, "model.params.channels": None, "model.params.blocks": None,
-             "model.params.dropout": None, "train.schedule": None, "train.label_smoothing": None}
-    pid = os.fork()
-    if pid == 0:  # the child searches until it is killed (one thread: the parent's OpenMP pool does not survive fork)
-        try:
-            torch.set_num_threads(1)
-            tune(base, out=out, trials=3, space=space)
-        finally:
-            os._exit(0)
-    deadline = time.time() + 120
-    while not (out / "trials" / "trial_001" / "checkpoints" / "last.pt").is_file() and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    kill_when(lambda: tune(base, out=out, trials=3, space=LR_ONLY), out / "trials" / "trial_001" / "checkpoints" / "last.pt")
     assert (out / "trials" / "trial_000" / "metrics.json").is_file(), "trial 0 must have finished before the kill"
     r = tune(resume=out, trials=3)
     states = pd.read_csv(out / "trials.csv")["state"].tolist()
