@@ -35,7 +35,7 @@ def cv(
         cfg = config_from_options(config, options)
         result = cross_validate(cfg, folds=folds, overwrite=overwrite, progress=not quiet, force=force)
     s = result.summary
-    shown = [m for m in s["mean_sd"]][:4]  # the headline metrics of the run's target type, as cv.json orders them
+    shown = list(s["mean_sd"])[:4]  # the headline metrics of the run's target type, as cv.json orders them
     for row in s["folds"]:
         console.print(f"fold {row['fold']}: n {row['n']}  " + "  ".join(
             f"{m} {row[m]:.4f}" for m in shown if isinstance(row.get(m), float)))

@@ -103,12 +103,13 @@ class Ensemble(nn.Module):
 
     def forward(self, x: Tensor, **aux: Tensor) -> Tensor:
         outs = torch.stack([m(x, **_member_inputs(m, aux)).float() for m in self.members], dim=0)  # (M, B, C)
-        if self.output == "identity":  # regression: the weighted mean value, on the first member's scale
-            values = outs * self.scale[:, None, :] + self.shift[:, None, :]
-            return (values * self.log_weights.exp().view(-1, 1, 1)).sum(dim=0)
-        if self.output == "log":  # Poisson regression: log of the weighted mean rate
-            return torch.logsumexp(outs + torch.log(self.scale)[:, None, :] + self.log_weights.view(-1, 1, 1), dim=0)
-        return combine(outs / self.temperatures.view(-1, 1, 1), self.log_weights, self.output)
+        if self.output == "identity":  # regression values, moved onto the first member's standardization
+            outs = outs * self.scale[:, None, :] + self.shift[:, None, :]
+        elif self.output == "log":  # Poisson log-rates, likewise (only the scale moves)
+            outs = outs + torch.log(self.scale)[:, None, :]
+        else:
+            outs = outs / self.temperatures.view(-1, 1, 1)
+        return combine(outs, self.log_weights, self.output)
 
 
 OUTPUTS = ("softmax", "sigmoid", "identity", "log")
