@@ -7,7 +7,10 @@ For every data set (bundled ones; their own fixed or seeded test split) it train
 - ``tta``: the default run with ``train.tta`` (reverse complement for DNA, mirror for images; protein: none);
 - ``ema``: the default run with ``train.ema=0.999``;
 - ``cv``: ``biolens cv --folds K`` and the ensemble of its fold models, scored on the test split afterwards;
-- ``tune``: ``biolens tune --trials N`` (val only), the best configuration retrained and scored on test.
+- ``tune``: ``biolens tune --trials N`` (val only), the best configuration retrained and scored on test; and
+  ``tune_top3``: the ensemble of the study's three best trial runs (what ``--top-k 3`` builds), scored on test.
+
+``--parts`` picks which of tta, ema, cv and tune run (the single run always does: every difference is to it).
 
 Figures are test accuracy and ROC AUC (macro one-vs-rest for more than two classes) and the differences to
 ``single`` measured in the same run; seconds are wall-clock on this machine. Results are written after every data
@@ -15,6 +18,7 @@ set (``--json``), so an interrupted run keeps what it measured.
 
     python benchmarks/bench_cv_tune.py --json /tmp/cv_tune.json --out /tmp/cv_tune
     python benchmarks/bench_cv_tune.py --datasets builtin:splice --trials 30 --folds 5
+    python benchmarks/bench_cv_tune.py --parts tune --trials 30 --datasets builtin:hem_hemopi
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _runs import machine, quiet, write  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
 
 from biolens.errors import ConfigError  # noqa: E402
 from biolens.workflows.cv import cross_validate  # noqa: E402
-from biolens.workflows.ensemble import evaluate_ensemble  # noqa: E402
+from biolens.workflows.ensemble import build_ensemble, evaluate_ensemble  # noqa: E402
 from biolens.workflows.train import train  # noqa: E402
 from biolens.workflows.tune import tune  # noqa: E402
 
@@ -52,41 +57,67 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     return out, round(time.perf_counter() - start, 1)
 
 
-def run_dataset(name: str, root: Path, folds: int, trials: int, epochs: int | None) -> dict[str, Any]:
+PARTS = ("tta", "ema", "cv", "tune")
+
+
+def run_dataset(name: str, root: Path, folds: int, trials: int, epochs: int | None,
+                parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
     short = name.split(":")[-1]
     extra: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
     row: dict[str, Any] = {"data": name}
     res, s = timed(train, data=name, out=root / f"{short}-single", overwrite=True, **extra)
     row["single"] = {**headline(res.metrics["test"]), "val": headline(res.metrics["val"]), "seconds": s}
     print(f"{short}: single {row['single']}", flush=True)
-    if name not in PROTEIN:
+    if name not in PROTEIN and "tta" in parts:
         try:
             res, s = timed(train, data=name, out=root / f"{short}-tta", overwrite=True, tta=True, **extra)
             row["tta"] = {**headline(res.metrics["test"]), "seconds": s}
         except ConfigError as e:  # strand-specific data trains without RC augmentation: no view to average over
             row["tta_skipped"] = str(e)
         print(f"{short}: tta {row.get('tta', row.get('tta_skipped'))}", flush=True)
-    res, s = timed(train, data=name, out=root / f"{short}-ema", overwrite=True, ema=0.999, **extra)
-    row["ema"] = {**headline(res.metrics["test"]), "seconds": s}
-    print(f"{short}: ema {row['ema']}", flush=True)
-    cv, s = timed(cross_validate, data=name, folds=folds, out=root / f"{short}-cv", overwrite=True, **extra)
-    ens = evaluate_ensemble(cv.out)
-    row["cv"] = {**headline(ens["test"]), "seconds": s, "folds": folds,
-                 "fold_mean_sd": {m: v for m, v in cv.summary["mean_sd"].items() if m in ("accuracy", "roc_auc")},
-                 "oof": headline(cv.summary["pooled"]["flat"])}
-    print(f"{short}: cv {row['cv']}", flush=True)
-    tuned, s = timed(tune, data=name, trials=trials, out=root / f"{short}-tune", overwrite=True, **extra)
-    final = json.loads((tuned.best_run / "metrics.json").read_text())
-    summary = json.loads((tuned.out / "tune.json").read_text())
-    row["tune"] = {**headline(final["test"]), "val": headline(final["val"]), "seconds": s, "trials": trials,
-                   "objective": tuned.objective, "best_val_objective": tuned.best_value,
-                   "default_val_objective": summary.get("default"), "trial_states": summary["trials"]}
-    print(f"{short}: tune {row['tune']}", flush=True)
+    if "ema" in parts:
+        res, s = timed(train, data=name, out=root / f"{short}-ema", overwrite=True, ema=0.999, **extra)
+        row["ema"] = {**headline(res.metrics["test"]), "seconds": s}
+        print(f"{short}: ema {row['ema']}", flush=True)
+    if "cv" in parts:
+        row["cv"] = _cv(name, short, root, folds, extra)
+    if "tune" in parts:
+        row.update(_tune(name, short, root, trials, extra))
     base = row["single"]
-    for k in ("tta", "ema", "cv", "tune"):
+    for k in ("tta", "ema", "cv", "tune", "tune_top3"):
         if k in row:
             row[k]["delta"] = {m: (round(row[k][m] - base[m], 4) if row[k][m] is not None and base[m] is not None
                                    else None) for m in ("accuracy", "roc_auc")}
+    return row
+
+
+def _cv(name: str, short: str, root: Path, folds: int, extra: dict[str, Any]) -> dict[str, Any]:
+    cv, s = timed(cross_validate, data=name, folds=folds, out=root / f"{short}-cv", overwrite=True, **extra)
+    ens = evaluate_ensemble(cv.out)
+    row = {**headline(ens["test"]), "seconds": s, "folds": folds,
+           "fold_mean_sd": {m: v for m, v in cv.summary["mean_sd"].items() if m in ("accuracy", "roc_auc")},
+           "oof": headline(cv.summary["pooled"]["flat"])}
+    print(f"{short}: cv {row}", flush=True)
+    return row
+
+
+def _tune(name: str, short: str, root: Path, trials: int, extra: dict[str, Any]) -> dict[str, Any]:
+    tuned, s = timed(tune, data=name, trials=trials, out=root / f"{short}-tune", overwrite=True, **extra)
+    final = json.loads((tuned.best_run / "metrics.json").read_text())
+    summary = json.loads((tuned.out / "tune.json").read_text())
+    row: dict[str, Any] = {"tune": {**headline(final["test"]), "val": headline(final["val"]), "seconds": s,
+                                    "trials": trials, "objective": tuned.objective,
+                                    "best_val_objective": tuned.best_value,
+                                    "default_val_objective": summary.get("default"),
+                                    "trial_states": summary["trials"]}}
+    print(f"{short}: tune {row['tune']}", flush=True)
+    done = sorted(tuned.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value,
+                  reverse=tuned.study.direction.name == "MAXIMIZE")
+    runs = [Path(t.user_attrs["run"]) for t in done[:3] if "run" in t.user_attrs]
+    if len(runs) >= 2:
+        top = build_ensemble(runs, root / f"{short}-tune-top3", overwrite=True)
+        row["tune_top3"] = {**headline(evaluate_ensemble(top)["test"]), "members": len(runs)}
+        print(f"{short}: tune top-{len(runs)} ensemble {row['tune_top3']}", flush=True)
     return row
 
 
@@ -98,6 +129,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (smoke runs)")
     ap.add_argument("--out", default="/tmp/bench-cv-tune")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS,
+                    help="what to compare with the single run (default: all)")
     args = ap.parse_args()
     quiet()
     logging.getLogger("optuna").setLevel(logging.WARNING)
@@ -105,9 +138,10 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {"machine": machine(), "folds": args.folds, "trials": args.trials, "rows": []}
     for name in args.datasets:
-        payload["rows"].append(run_dataset(name, root, args.folds, args.trials, args.epochs))
+        payload["rows"].append(run_dataset(name, root, args.folds, args.trials, args.epochs, tuple(args.parts)))
         write(args.json, payload)
-    print(f"{'data':26s} {'single acc/auc':>16s} {'cv ens':>16s} {'tune':>16s} {'tta':>16s} {'ema':>16s}")
+    print(f"{'data':26s} {'single acc/auc':>16s} {'cv ens':>16s} {'tune':>16s} {'tune top-3':>16s} {'tta':>16s} "
+          f"{'ema':>16s}")
     for r in payload["rows"]:
         def cell(k: str) -> str:
             v = r.get(k)
@@ -115,7 +149,7 @@ def main() -> None:
                 return f"{'-':>16s}"
             auc = v["roc_auc"]
             return f"{v['accuracy']:.4f}/{auc:.4f}".rjust(16) if auc is not None else f"{v['accuracy']:.4f}/-".rjust(16)
-        print(f"{r['data']:26s} " + " ".join(cell(k) for k in ("single", "cv", "tune", "tta", "ema")))
+        print(f"{r['data']:26s} " + " ".join(cell(k) for k in ("single", "cv", "tune", "tune_top3", "tta", "ema")))
 
 
 if __name__ == "__main__":

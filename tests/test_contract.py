@@ -37,6 +37,21 @@ def test_multilabel_outputs_are_sigmoids_and_decisions_use_each_threshold():
     assert c.explained_index(p).tolist() == [0, 0]
 
 
+def test_never_empty_label_sets_give_the_most_probable_label_where_none_passes():
+    c = InputContract(task="sequence", class_names=["a", "b", "c"], alphabet="protein", max_len=30,
+                      target_type="multilabel", label_thresholds=[0.5, 0.5, 0.9], at_least_one_label=True)
+    p = np.array([[0.2, 0.4, 0.8], [0.6, 0.1, 0.95], [0.0, 0.0, 0.0]])
+    # row 0: nothing passes (c's 0.8 < 0.9) → c, its most probable; row 1 keeps its own set; row 2: the first label
+    np.testing.assert_array_equal(c.decide(p), [[False, False, True], [True, False, True], [True, False, False]])
+    off = InputContract(**{**c.to_dict(), "at_least_one_label": False})
+    assert not off.decide(p)[0].any()
+    with pytest.raises(BundleError, match="at_least_one_label is 'yes', not true or false"):
+        InputContract(**{**c.to_dict(), "at_least_one_label": "yes"}).validate()
+    with pytest.raises(BundleError, match="at_least_one_label is set for a classification run"):
+        InputContract(task="sequence", class_names=["a", "b"], alphabet="dna", max_len=5,
+                      at_least_one_label=True).validate()
+
+
 def test_old_contracts_load_as_classification(tmp_path):
     path = tmp_path / "contract.json"
     path.write_text(json.dumps({"task": "sequence", "class_names": ["a", "b"], "positive_class": "b", "threshold": 0.5,

@@ -205,6 +205,9 @@ class TrainConfig(_Strict):
     huber_delta: float = Field(1.0, gt=0, description="huber loss: delta, in standard deviations of the target")
     standardize_targets: bool = Field(True, description="regression: train on (y − mean) / std of the train split "
                                       "(predictions come back in the original units)")
+    at_least_one_label: bool | None = Field(None, description="multi-label: where no label passes its threshold, "
+                                            "assign the most probable one; None (auto): on when every fully observed "
+                                            "train sample carries a label")
     focal_gamma: float = Field(2.0, ge=0)
     focal_alpha: float | list[float] | None = Field(None, description="focal: scalar or one per class; default: class_weights")
     class_weights: Literal["none", "inverse", "effective"] = Field("none", description="loss weights from train class counts")

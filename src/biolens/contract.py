@@ -34,6 +34,17 @@ def decide(probs: np.ndarray, positive_index: int | None, threshold: float = 0.5
     return np.where(probs[:, positive_index] >= threshold, positive_index, negative)
 
 
+def decide_labels(probs: np.ndarray, thresholds: np.ndarray, at_least_one: bool = False) -> np.ndarray:
+    """Multi-label decisions, ``(N, C)`` bool: each label's probability at or above its threshold; with
+    ``at_least_one``, a row where no label passes gets its most probable label (label sets are never empty)."""
+    p = np.asarray(probs, dtype=np.float64)
+    on = p >= np.asarray(thresholds, dtype=np.float64)
+    if at_least_one and p.size:
+        empty = ~on.any(axis=1)
+        on[np.flatnonzero(empty), p[empty].argmax(axis=1)] = True
+    return on
+
+
 @dataclass
 class InputContract:
     task: str  # "sequence" or "image"
@@ -48,6 +59,9 @@ class InputContract:
     target_std: list[float] | None = None
     target_link: str = "identity"  # regression: "log" for a Poisson loss (value = exp(output) × target_std)
     label_thresholds: list[float] | None = None  # multilabel: P(label) ≥ its threshold (default 0.5 each)
+    # multilabel: no label passes its threshold → the most probable label (set when every fully observed training
+    # sample carries a label: train.at_least_one_label)
+    at_least_one_label: bool = False
     # sequence tasks
     alphabet: str | None = None
     max_len: int | None = None
@@ -112,9 +126,10 @@ class InputContract:
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """Predicted class index per row at this contract's threshold (binary) or by argmax; multi-label runs: a
-        ``(N, C)`` bool matrix (each label's probability at or above its threshold)."""
+        ``(N, C)`` bool matrix (each label's probability at or above its threshold; never an empty row when
+        ``at_least_one_label``)."""
         if self.target_type == "multilabel":
-            return np.asarray(probs) >= self.thresholds
+            return decide_labels(probs, self.thresholds, self.at_least_one_label)
         return decide(probs, self.positive_index, self.threshold)
 
     def explained_index(self, outputs: np.ndarray) -> np.ndarray:
@@ -197,6 +212,10 @@ class InputContract:
             if self.target_type != "multilabel":
                 raise bad("label_thresholds", f"is set for a {self.target_type} run; only multi-label runs have them")
             numbers("label_thresholds", self.label_thresholds, lambda v: 0.0 <= v <= 1.0, "one per label, in [0, 1]")
+        if not isinstance(self.at_least_one_label, bool):
+            raise bad("at_least_one_label", f"is {self.at_least_one_label!r}, not true or false")
+        if self.at_least_one_label and self.target_type != "multilabel":
+            raise bad("at_least_one_label", f"is set for a {self.target_type} run; only multi-label runs have it")
 
     @classmethod
     def load(cls, path: str | Path) -> InputContract:

@@ -41,7 +41,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from biolens.contract import decide
+from biolens.contract import decide, decide_labels
 from biolens.errors import ConfigError
 
 Direction = Literal["max", "min"]
@@ -61,7 +61,7 @@ class Metric:
     scores: Callable[[np.ndarray, np.ndarray], float] | None = None  # binary, from P(positive)
     multi_scores: Callable[[np.ndarray, np.ndarray], float] | None = None  # multi-class, from (N, C) probabilities
     regression: Callable[[np.ndarray, np.ndarray], float] | None = None  # one target: (observed, predicted), no NaN
-    multilabel: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None  # (Y 0/1/NaN, P, thresholds)
+    multilabel: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None  # (Y 0/1/NaN, P, decisions)
 
     def applies(self, binary: bool) -> bool:
         if binary:
@@ -155,7 +155,7 @@ for _m in (
     Metric("macro_f1", "max", "F1 averaged over classes (multi-label: over labels, at their thresholds)",
            labels=lambda y, p: f1_score(y, p, labels=np.unique(np.concatenate([y, p])), average="macro",
                                         zero_division=0),
-           multilabel=lambda y, p, t: _per_label_mean(lambda a, b: f1_score(a, b, zero_division=0), y, p >= t,
+           multilabel=lambda y, p, d: _per_label_mean(lambda a, b: f1_score(a, b, zero_division=0), y, d,
                                                       needs_both=False)),
 ):
     register_metric(_m)
@@ -164,7 +164,8 @@ for _m in (
 # ---- regression and multi-label targets ------------------------------------------------------------------------
 # Regression metrics take one target's observed and predicted values (NaN rows already removed); several targets are
 # averaged (macro). Multi-label metrics take Y (N, T) of 0/1 with NaN for a missing label, P (N, T) probabilities and
-# per-label thresholds: per-label metrics use each label's observed rows, example-based ones the fully observed rows.
+# the decisions D (N, T) bool (contract.decide_labels: per-label thresholds, optionally never an empty set): per-label
+# metrics use each label's observed rows, example-based ones the fully observed rows.
 
 
 def _defined(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -203,7 +204,7 @@ def _observed(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _micro(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
-    def wrapped(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> float:
+    def wrapped(y: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
         yt, ps = _observed(y, p)
         return float(fn(yt, ps)) if 0 < yt.sum() < len(yt) else float("nan")
     return wrapped
@@ -211,20 +212,20 @@ def _micro(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarra
 
 def _complete(fn: Callable[..., float], **kw: Any) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
     """An example-based metric (scikit-learn, label indicator matrices) over the rows with every label observed."""
-    def wrapped(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> float:
+    def wrapped(y: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
         rows = ~np.isnan(y).any(axis=1)
         if not rows.any():
             return float("nan")
-        return float(fn((y[rows] > 0.5).astype(int), (p[rows] >= t).astype(int), **kw))
+        return float(fn((y[rows] > 0.5).astype(int), d[rows].astype(int), **kw))
     return wrapped
 
 
-def _hamming(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> float:
+def _hamming(y: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
     """Hamming loss over every observed entry (scikit-learn's, on the flattened entries: the same number)."""
     seen = ~np.isnan(y)
     if not seen.any():
         return float("nan")
-    return float(hamming_loss(y[seen] > 0.5, (p >= t)[seen]))
+    return float(hamming_loss(y[seen] > 0.5, d[seen]))
 
 
 for _m in (
@@ -274,9 +275,10 @@ def regression_values(name: str, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def compute_target(name: str, target_type: str, y: np.ndarray, out: np.ndarray,
-                   thresholds: np.ndarray | None = None) -> float:
+                   thresholds: np.ndarray | None = None, at_least_one: bool = False) -> float:
     """One registered metric of regression values or multi-label probabilities ``out`` ``(N, T)`` against ``y``
-    ``(N, T)`` (NaN = missing); several regression targets are averaged."""
+    ``(N, T)`` (NaN = missing); several regression targets are averaged. Multi-label decisions are
+    ``contract.decide_labels(out, thresholds, at_least_one)`` (thresholds default to 0.5)."""
     if target_type == "regression":
         values = regression_values(name, y, out)
         return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
@@ -288,13 +290,14 @@ def compute_target(name: str, target_type: str, y: np.ndarray, out: np.ndarray,
     t = np.full(y.shape[1], 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(m.multilabel(y, out, t))
+        return float(m.multilabel(y, out, decide_labels(out, t, at_least_one)))
 
 
 def target_metrics(target_type: str, y: np.ndarray, out: np.ndarray, names: list[str],
-                   thresholds: np.ndarray | None = None) -> dict[str, Any]:
+                   thresholds: np.ndarray | None = None, at_least_one: bool = False) -> dict[str, Any]:
     """The metrics dict of a regression or multi-label split: headline values (macro over targets or labels), then
-    ``per_target`` (regression) or ``per_label`` (multi-label) tables."""
+    ``per_target`` (regression) or ``per_label`` (multi-label) tables; multi-label decisions as in
+    ``compute_target``."""
     y, out = np.asarray(y, dtype=np.float64), np.asarray(out, dtype=np.float64)
     res: dict[str, Any] = {"n": int(len(y)), "target_type": target_type}
     if target_type == "regression":
@@ -308,12 +311,12 @@ def target_metrics(target_type: str, y: np.ndarray, out: np.ndarray, names: list
         return res
     t = np.full(y.shape[1], 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
     for name in metric_names(target_type="multilabel"):
-        res[name] = _r(compute_target(name, target_type, y, out, t))
+        res[name] = _r(compute_target(name, target_type, y, out, t, at_least_one))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         aucs = per_label(roc_auc_score, y, out)
         aps = per_label(average_precision_score, y, out)
-        decided = out >= t
+        decided = decide_labels(out, t, at_least_one)
         per = {}
         for j, n in enumerate(names):
             seen = ~np.isnan(y[:, j])
@@ -452,8 +455,9 @@ def evaluation_metrics(y: np.ndarray, out: np.ndarray, contract: Any) -> dict[st
     ``target_metrics`` for regression values and multi-label probabilities (at the labels' thresholds)."""
     if contract.target_type == "classification":
         return classification_metrics(y, out, contract.class_names, contract.positive_class, contract.threshold)
-    return target_metrics(contract.target_type, y, out, contract.class_names,
-                          contract.thresholds if contract.target_type == "multilabel" else None)
+    if contract.target_type == "regression":
+        return target_metrics("regression", y, out, contract.class_names)
+    return target_metrics("multilabel", y, out, contract.class_names, contract.thresholds, contract.at_least_one_label)
 
 
 HEADLINE = {"classification": "accuracy", "regression": "spearman", "multilabel": "roc_auc"}

@@ -10,8 +10,8 @@ import pytest
 from biolens.config import DataConfig
 from biolens.data.prepare import prepare_sequences
 from biolens.data.readers import read_source
-from biolens.data.targets import (effective_loss, fit_standardization, positive_weights, read_targets, strata,
-                                  values_for)
+from biolens.data.targets import (effective_loss, fit_standardization, never_empty, positive_weights, read_targets,
+                                  strata, values_for)
 from biolens.errors import ConfigError, DataError
 from tests.conftest import planted_dna
 
@@ -187,6 +187,13 @@ def test_standardization_and_poisson_scale():
         fit_standardization(np.array([[-1.0], [2.0]]), ["a"], link="log")
     with pytest.raises(DataError, match="constant on the train split"):
         fit_standardization(np.array([[2.0], [2.0]]), ["a"])
+
+
+def test_never_empty_reads_only_fully_observed_rows():
+    assert never_empty(np.array([[1, 0], [0, 1], [1, 1]], dtype=float))
+    assert not never_empty(np.array([[1, 0], [0, 0]], dtype=float))
+    assert never_empty(np.array([[1, 0], [0, np.nan]], dtype=float))  # the second row may carry its unknown label
+    assert not never_empty(np.array([[np.nan, 0]], dtype=float))  # no fully observed row: nothing says so
 
 
 def test_positive_weights_are_negatives_over_positives():

@@ -112,6 +112,22 @@ def test_unknown_labels_are_masked():
     assert m["hamming_loss"] == approx(float(np.mean((y[flat] > 0.5) != decided[flat])))
 
 
+def test_at_least_one_label_fills_empty_rows_in_every_decision_metric():
+    p = PL.copy()
+    p[3] = [0.1, 0.3, 0.45]  # nothing passes 0.5: the rule assigns c, its most probable (and true) label
+    plain = (p >= 0.5).astype(int)
+    filled = plain.copy()
+    filled[3, 2] = 1
+    m = target_metrics("multilabel", YL, p, ["a", "b", "c"], at_least_one=True)
+    assert m["subset_accuracy"] == approx(accuracy_score(YL, filled))
+    assert m["hamming_loss"] == approx(hamming_loss(YL, filled))
+    assert m["macro_f1"] == approx(f1_score(YL, filled, average="macro"))
+    assert m["per_label"]["c"]["predicted"] == int(filled[:, 2].sum())
+    assert m["predicted_cardinality"] == approx(filled.sum() / len(filled), abs=1e-4)
+    assert compute_target("subset_accuracy", "multilabel", YL, p) == approx(accuracy_score(YL, plain))
+    assert m["roc_auc"] == approx(roc_auc_score(YL, p, average="macro"))  # rankings do not change
+
+
 def test_thresholds_change_decisions_but_not_ranking_metrics():
     t = np.array([0.65, 0.5, 0.5])
     m = target_metrics("multilabel", YL, PL, ["a", "b", "c"], t)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from biolens.cli._common import console
 from biolens.cli.main import app
 from tests.genome.conftest import WINDOW, write_vcf
 
@@ -26,7 +27,7 @@ def one_error(result) -> str:
     return errors[0]
 
 
-def test_train_from_intervals_on_the_command_line(planted, tmp_path):
+def test_train_from_intervals_on_the_command_line(planted, tmp_path, monkeypatch):
     out = tmp_path / "run"
     r = invoke("train", "--intervals", planted["bed"], "--genome", planted["fasta"], "--window", WINDOW,
                "--negatives", "shuffled", "--test-chroms", "chrC", "--val-chroms", "chrB", "--model", "motif_cnn",
@@ -38,6 +39,13 @@ def test_train_from_intervals_on_the_command_line(planted, tmp_path):
     assert cfg["intervals"]["val_chroms"] == ["chrB"] and cfg["intervals"]["negatives"] == "shuffled"
     report = json.loads((out / "data_report.json").read_text())
     assert report["intervals"]["splits"]["by"] == "chromosome"
+    genome = json.loads((out / "contract.json").read_text())["genome"]
+    monkeypatch.setattr(console, "width", 400)  # one table row per field, no wrapping
+    r = invoke("info", out)
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())
+    assert f"windows of genome {genome['name']} ({len(genome['contigs'])} contig(s)" in flat
+    assert f"{sum(genome['contigs'].values()):,} bp" in flat
 
 
 def test_train_flag_errors_are_one_line(planted, tmp_path):

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from biolens.cli.main import app
 from biolens.data.synthetic import synthetic_expression, synthetic_peptides
+from biolens.tasks import Predictor
 from biolens.workflows.train import train
 from tests.conftest import TINY_MODEL
 
@@ -136,6 +137,7 @@ def test_multilabel_api_evaluate_thresholds_serve_and_explain(peptides_csv, tmp_
     with TestClient(create_app(run)) as client:
         body = client.post("/v1/predict", json={"sequences": ["ACDEFRRWWGHIKLMNPQST", "GGGG"]}).json()
         assert body["target_type"] == "multilabel" and set(body["thresholds"]) == {"CYCY", "DEDE", "GPGP", "RRWW"}
+        assert body["at_least_one_label"] is False  # some training peptides carry no motif: empty sets are allowed
         item = body["predictions"][0]
         assert set(item) == {"id", "labels", "probabilities"}
         on = [n for n, p in item["probabilities"].items() if p >= body["thresholds"][n]]
@@ -148,6 +150,27 @@ def test_multilabel_api_evaluate_thresholds_serve_and_explain(peptides_csv, tmp_
     assert r.exit_code == 0, r.output
     r = invoke("doctor", "data", "--data", peptides_csv, "--target-col", "labels")
     assert "label co-occurrence" in r.output and "rare labels" in r.output
+
+
+def test_label_sets_never_empty_in_training_are_never_empty_in_predictions(peptides_csv, tmp_path):
+    frame = pd.read_csv(peptides_csv, keep_default_na=False)
+    data = tmp_path / "labelled.csv"
+    frame[frame["labels"] != ""].to_csv(data, index=False)  # every peptide carries at least one motif
+    run = tmp_path / "nonempty"
+    res = train(data=str(data), out=run, target_cols=["labels"], **{**FAST, "epochs": 1})
+    contract = json.loads((run / "contract.json").read_text())
+    assert contract["at_least_one_label"] is True
+    assert "at_least_one_label: true" in (run / "config.yaml").read_text()  # the resolved choice, reproducible
+    contract["label_thresholds"] = [0.999] * 4  # thresholds no probability reaches: every set would be empty
+    (run / "contract.json").write_text(json.dumps(contract))
+    frame = Predictor.load(run, verify=False).predict(frame["sequence"].tolist()[:20])
+    probs = frame[[f"p_{n}" for n in contract["class_names"]]].to_numpy()
+    assert not (probs >= 0.999).any()
+    assert frame["prediction"].tolist() == np.asarray(contract["class_names"])[probs.argmax(axis=1)].tolist()
+    off = train(data=str(data), out=tmp_path / "off", target_cols=["labels"], at_least_one_label=False,
+                **{**FAST, "epochs": 1})
+    assert off.predictor.contract.at_least_one_label is False
+    assert res.metrics["test"]["subset_accuracy"] >= off.metrics["test"]["subset_accuracy"]
 
 
 @pytest.mark.slow

@@ -32,6 +32,11 @@ def info(
             inputs = f"{c.get('alphabet')} sequences, max length {c.get('max_len')}"
             if c.get("aux_inputs"):
                 inputs += f", auxiliary {', '.join(c['aux_inputs'])}"
+            genome = c.get("genome") or None
+            if isinstance(genome, dict):  # windows cut from a reference (train --intervals --genome)
+                contigs = genome.get("contigs") or {}
+                inputs += (f"; windows of genome {genome.get('name')} ({len(contigs)} contig(s), "
+                           f"{sum(contigs.values()):,} bp, checksum {str(genome.get('checksum'))[:12]}…)")
         else:
             inputs = (f"{c.get('channels')}-channel images, resize {c.get('resize_to')} → crop {c.get('image_size')}, "
                       f"mean {c.get('mean')}, std {c.get('std')}")
@@ -46,6 +51,8 @@ def info(
         elif kind == "multilabel":
             t = c.get("label_thresholds") or [0.5] * len(d["classes"] or [])
             decision = [("thresholds", ", ".join(f"{n} {v:.3f}" for n, v in zip(d["classes"] or [], t))),
+                        ("empty label sets", "never (the most probable label when none passes)"
+                         if c.get("at_least_one_label") else "allowed"),
                         ("temperature", d["temperature"])]
         rows = [
             ("task", d["task"]), ("target type", kind), ("model", d["model"]),

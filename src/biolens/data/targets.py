@@ -342,6 +342,14 @@ def fit_standardization(values: np.ndarray, names: list[str], link: str = "ident
     return [float(m) for m in mean], [float(s) for s in std]
 
 
+def never_empty(values: np.ndarray) -> bool:
+    """True when every fully observed row of a multi-label matrix (0/1, NaN = unknown) carries at least one label,
+    and there is such a row: the data say a label set is never empty."""
+    v = np.asarray(values, dtype=np.float64)
+    full = ~np.isnan(v).any(axis=1)
+    return bool(full.any() and (v[full] > 0.5).any(axis=1).all())
+
+
 def positive_weights(values: np.ndarray, method: str = "inverse", beta: float = 0.999) -> np.ndarray:
     """Per-label positive weights of a BCE loss from the train split: ``inverse`` = negatives / positives (so both
     halves of each label weigh the same), ``effective`` = the same ratio of effective numbers (Cui et al. 2019)."""

@@ -110,7 +110,8 @@ class RegressionResponse(BaseModel):
 
 class MultilabelItem(BaseModel):
     id: str
-    labels: list[str] = Field(..., description="the labels whose probability reaches their threshold (may be empty)")
+    labels: list[str] = Field(..., description="the labels whose probability reaches their threshold; empty only "
+                              "when the model's at_least_one_label is false (otherwise the most probable label)")
     probabilities: dict[str, float] = Field(..., description="per-label probability (independent sigmoids, "
                                             "temperature applied); they need not sum to 1")
 
@@ -120,6 +121,8 @@ class MultilabelResponse(BaseModel):
     task: str
     target_type: str = Field("multilabel", description="a multi-label model: any number of labels per item")
     thresholds: dict[str, float] = Field(..., description="per-label decision threshold (chosen on validation or 0.5)")
+    at_least_one_label: bool = Field(False, description="true: no item is left without a label (where none reaches "
+                                     "its threshold, the most probable one is given), as in the training data")
     predictions: list[MultilabelItem]
 
 
@@ -201,6 +204,7 @@ class InferenceService:
             on = c.decide(probs)
             return {"model": self.model_name, "task": c.task, "target_type": "multilabel",
                     "thresholds": dict(zip(c.target_names, map(float, c.thresholds))),
+                    "at_least_one_label": c.at_least_one_label,
                     "predictions": [{"id": ident, "labels": [n for k, n in enumerate(c.target_names) if on[i, k]],
                                      "probabilities": {n: float(probs[i, k]) for k, n in enumerate(c.target_names)}}
                                     for i, ident in enumerate(ids)]}

@@ -135,7 +135,8 @@ def _evaluate_targets(y: np.ndarray, out: np.ndarray, contract: InputContract, e
     if contract.target_type == "regression":
         m, calib, engine = regression.regression_metrics(y, out, names, **kw), {}, regression
     else:
-        m = multilabel.multilabel_metrics(y, out, names, contract.thresholds, **kw)
+        m = multilabel.multilabel_metrics(y, out, names, contract.thresholds, at_least_one=contract.at_least_one_label,
+                                          **kw)
         calib, engine = multilabel.calibration(y, out, contract.temperature), multilabel
     notes = []
     for j, name in enumerate(names):

@@ -53,8 +53,8 @@ def label_thresholds(y: np.ndarray, p: np.ndarray, names: list[str], method: str
     return out, {"method": method, "target": target, "thresholds": dict(zip(names, out)), "per_label": detail}
 
 
-def multilabel_cis(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, *, n_resamples: int = 1000, seed: int = 0,
-                   alpha: float = 0.05) -> dict[str, Any]:
+def multilabel_cis(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, *, at_least_one: bool = False,
+                   n_resamples: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
     """Percentile bootstrap over samples for every multi-label metric; the AUC metrics use fewer resamples on large
     data (at least 100, ``auc_resamples``), as in ``bootstrap.binary_cis``."""
     y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
@@ -71,19 +71,24 @@ def multilabel_cis(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, *, n_re
             for m in names:
                 if m in scores and r >= r_auc:
                     continue
-                draws[m][r] = compute_target(m, "multilabel", y[idx], p[idx], thresholds)
+                draws[m][r] = compute_target(m, "multilabel", y[idx], p[idx], thresholds, at_least_one)
     out: dict[str, Any] = {m: _interval(draws[m], alpha) for m in names}
     out["auc_resamples"] = r_auc
     return out
 
 
 def multilabel_metrics(y: np.ndarray, p: np.ndarray, names: list[str], thresholds: np.ndarray, *,
-                       n_resamples: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, Any]:
-    """``target_metrics`` at ``thresholds`` plus CIs and the reading."""
-    m = target_metrics("multilabel", y, p, names, thresholds)
-    m["ci"] = multilabel_cis(y, p, thresholds, n_resamples=n_resamples, seed=seed, alpha=alpha)
+                       at_least_one: bool = False, n_resamples: int = 1000, seed: int = 0,
+                       alpha: float = 0.05) -> dict[str, Any]:
+    """``target_metrics`` at ``thresholds`` (and the empty-set rule ``at_least_one``) plus CIs and the reading."""
+    m = target_metrics("multilabel", y, p, names, thresholds, at_least_one)
+    m["ci"] = multilabel_cis(y, p, thresholds, at_least_one=at_least_one, n_resamples=n_resamples, seed=seed,
+                             alpha=alpha)
     m["ci_level"] = 1 - alpha
     m["clinical"] = reading(m)
+    if at_least_one:
+        m["clinical"].append("No sample is left without a label: where no label passes its threshold, the most "
+                             "probable one is assigned (every training sample carried a label).")
     return m
 
 

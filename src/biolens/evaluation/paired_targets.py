@@ -32,11 +32,13 @@ class PairedBootstrap:
 
 def paired_bootstrap(metric: str, target_type: str, y: np.ndarray, out_a: np.ndarray, out_b: np.ndarray,
                      thresholds_a: np.ndarray | None = None, thresholds_b: np.ndarray | None = None, *,
+                     at_least_one_a: bool = False, at_least_one_b: bool = False,
                      n_resamples: int = 1000, seed: int = 0, alpha: float = 0.05) -> PairedBootstrap:
-    """``metric(a) − metric(b)`` on the same items ``y`` ``(N, T)`` with a paired percentile-bootstrap CI."""
+    """``metric(a) − metric(b)`` on the same items ``y`` ``(N, T)`` with a paired percentile-bootstrap CI; each
+    multi-label run decides with its own thresholds and empty-set rule (``compute_target``)."""
     y = np.asarray(y, dtype=np.float64)
-    a = compute_target(metric, target_type, y, out_a, thresholds_a)
-    b = compute_target(metric, target_type, y, out_b, thresholds_b)
+    a = compute_target(metric, target_type, y, out_a, thresholds_a, at_least_one_a)
+    b = compute_target(metric, target_type, y, out_b, thresholds_b, at_least_one_b)
     if not (np.isfinite(a) and np.isfinite(b)):
         return PairedBootstrap(metric, _f(a), _f(b), None, [None, None], None, 0)
     rng = np.random.default_rng(seed)
@@ -46,8 +48,8 @@ def paired_bootstrap(metric: str, target_type: str, y: np.ndarray, out_a: np.nda
         warnings.simplefilter("ignore")
         for r in range(n_resamples):
             idx = rng.integers(0, n, n)
-            diffs[r] = (compute_target(metric, target_type, y[idx], out_a[idx], thresholds_a)
-                        - compute_target(metric, target_type, y[idx], out_b[idx], thresholds_b))
+            diffs[r] = (compute_target(metric, target_type, y[idx], out_a[idx], thresholds_a, at_least_one_a)
+                        - compute_target(metric, target_type, y[idx], out_b[idx], thresholds_b, at_least_one_b))
     d = diffs[np.isfinite(diffs)]
     if d.size < 10:
         return PairedBootstrap(metric, _f(a), _f(b), _f(a - b), [None, None], None, int(d.size))

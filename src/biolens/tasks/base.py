@@ -23,7 +23,7 @@ from torch import nn
 
 from biolens.config import DataConfig, RunConfig
 from biolens.contract import InputContract
-from biolens.data.targets import effective_loss, fit_standardization, values_for
+from biolens.data.targets import effective_loss, fit_standardization, never_empty, values_for
 from biolens.errors import ConfigError, DataError, ModelError
 from biolens.models import list_models, model_info
 from biolens.models.ensemble import TestTimeAugmentation, output_kind
@@ -215,7 +215,8 @@ class Task:
 
     def target_fields(self) -> dict[str, Any]:
         """The contract's target fields: type, and for regression the standardization fitted on the train split
-        (a Poisson loss fits only a scale: its predictions are exp(output) × scale)."""
+        (a Poisson loss fits only a scale: its predictions are exp(output) × scale); for multi-label runs whether a
+        label set may be empty (``train.at_least_one_label``, auto: not when every train sample carries a label)."""
         kind = self.target_type
         if kind == "classification":
             return {}
@@ -228,6 +229,9 @@ class Task:
             mean, std = fit_standardization(self.labels("train"), self.class_names, link,
                                             self.cfg.train.standardize_targets)
             fields.update(target_mean=mean, target_std=std, target_link=link)
+        if kind == "multilabel":
+            rule = self.cfg.train.at_least_one_label
+            fields["at_least_one_label"] = never_empty(self.labels("train")) if rule is None else bool(rule)
         return fields
 
     def batches(self, split: str, *, train: bool, device: torch.device, batch_size: int | None = None

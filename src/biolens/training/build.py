@@ -85,9 +85,10 @@ def resolved_target(cfg: RunConfig) -> str:
     return "classification" if cfg.data.target == "auto" else cfg.data.target
 
 
-def target_scorer(target_type: str, names: list[str], loss_fn: nn.Module) -> Any:
+def target_scorer(target_type: str, names: list[str], loss_fn: nn.Module, at_least_one: bool = False) -> Any:
     """``(logits, y) → {metric: value}`` for regression and multi-label val metrics (``train.monitor``): outputs in
-    the targets' units (the loss's own standardization undone) or label probabilities, then the metric registry."""
+    the targets' units (the loss's own standardization undone) or label probabilities, then the metric registry
+    (multi-label decisions at 0.5, never an empty set with ``at_least_one``, as the contract will decide)."""
     def score(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
         if target_type == "regression":
             mean, std = loss_fn.mean.cpu().numpy(), loss_fn.std.cpu().numpy()
@@ -95,7 +96,7 @@ def target_scorer(target_type: str, names: list[str], loss_fn: nn.Module) -> Any
         else:
             out = 0.5 * (1.0 + np.tanh(0.5 * logits))
         y = np.asarray(y, dtype=np.float64).reshape(out.shape)
-        return {name: compute_target(name, target_type, y, out) for name in names}
+        return {name: compute_target(name, target_type, y, out, None, at_least_one) for name in names}
     return score
 
 
@@ -150,8 +151,8 @@ def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train:
                       callbacks=callbacks + list(extra), monitor=t.monitor, precision=t.precision,
                       accumulate=t.accumulate, net=net, dist=dist, val_metrics=[wanted] if wanted else [],
                       positive_index=positive_index,
-                      scorer=target_scorer(target_type, [wanted], loss_fn) if wanted and target_type != "classification"
-                      else None)
+                      scorer=target_scorer(target_type, [wanted], loss_fn, bool(t.at_least_one_label))
+                      if wanted and target_type != "classification" else None)
     return trainer, checkpoint
 
 

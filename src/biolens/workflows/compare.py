@@ -73,6 +73,7 @@ class _Run:
     why_no_predictions: str | None
     target_type: str = "classification"
     thresholds: np.ndarray | None = None  # multi-label: the run's per-label thresholds
+    at_least_one: bool = False  # multi-label: the run never decides an empty label set
 
 
 def _read_run(run: str | Path) -> _Run:
@@ -96,7 +97,8 @@ def _read_run(run: str | Path) -> _Run:
                 preds, why = None, f"{path}: test ids are not unique, so items cannot be paired"
             return _Run(run_dir, str(run_dir), (cfg.get("model") or {}).get("name"), manifest.get("dataset_fingerprint"),
                         list(contract.get("class_names") or []), None, headline(metrics.get("test") or {}), preds, why,
-                        kind, np.asarray(contract.get("label_thresholds") or [0.5] * len(truth), dtype=np.float64))
+                        kind, np.asarray(contract.get("label_thresholds") or [0.5] * len(truth), dtype=np.float64),
+                        bool(contract.get("at_least_one_label", False)))
         if "label" not in preds or "prediction" not in preds:
             preds, why = None, f"{path} has no label column (predictions of unlabelled data)"
         elif preds["id"].duplicated().any():
@@ -166,7 +168,8 @@ def _pair_targets(a: _Run, b: _Run) -> dict[str, Any]:
     y = m[[f"true_{n}_a" for n in a.classes]].to_numpy(dtype=np.float64)
     pa = m[[f"{prefix}{n}_a" for n in a.classes]].to_numpy(dtype=np.float64)
     pb = m[[f"{prefix}{n}_b" for n in a.classes]].to_numpy(dtype=np.float64)
-    out["bootstrap"] = {metric: paired_bootstrap(metric, a.target_type, y, pa, pb, a.thresholds, b.thresholds).to_dict()
+    out["bootstrap"] = {metric: paired_bootstrap(metric, a.target_type, y, pa, pb, a.thresholds, b.thresholds,
+                                                 at_least_one_a=a.at_least_one, at_least_one_b=b.at_least_one).to_dict()
                         for metric in PAIRED_METRIC[a.target_type]} if len(m) else None
     return out
 

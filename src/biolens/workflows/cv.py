@@ -44,7 +44,7 @@ from biolens.doctor.advise import preset_after_data, preset_before_data
 from biolens.errors import ConfigError
 from biolens.evaluation.evaluate import EvalOptions, evaluate_predictions
 from biolens.io import write_json
-from biolens.metrics import classification_metrics, target_metrics
+from biolens.metrics import evaluation_metrics
 from biolens.tasks import Predictor, make_task
 from biolens.tasks.outputs import read_target_predictions
 from biolens.workflows.ensemble import write_ensemble
@@ -233,8 +233,7 @@ def _summarize(out: Path, fold_runs: list[Path], plan: dict[str, Any]) -> tuple[
             mean_sd[m] = {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values, ddof=1)), 4)}
     pooled = evaluate_predictions(y, probs, contract, "out-of-fold predictions", EvalOptions(seed=plan["seed"]),
                                   plots_dir=out / "plots")
-    flat = (classification_metrics(y, probs, names, contract.positive_class, contract.threshold)
-            if kind == "classification" else target_metrics(kind, y, probs, names, contract.thresholds))
+    flat = evaluation_metrics(y, probs, contract)
     summary = {"folds": per_fold, "mean_sd": mean_sd,
                "pooled": {"n": int(len(oof)), "metrics": pooled.metrics, "flat": flat,
                           "calibration": pooled.calibration},

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 # contract fields that calibrate a model's outputs rather than describe its inputs: they may differ between members
 # (and, for regression, each member's own train standardization, which the ensemble maps onto one scale)
-CALIBRATION_FIELDS = ("threshold", "temperature", "label_thresholds", "target_mean", "target_std")
+CALIBRATION_FIELDS = ("threshold", "temperature", "label_thresholds", "at_least_one_label", "target_mean",
+                      "target_std")
 _TRAINING_ONLY = ("augment_train",)  # image_preprocessing keys that describe training, not what inputs look like
 
 
@@ -181,8 +182,10 @@ def write_ensemble(runs: list[str | Path] | list[Member], out: Path, *, weight_b
     if len(labels) > 0:
         log.warning("the members' per-label thresholds differ; the ensemble decides at 0.5 per label: choose its own "
                     "on val with biolens evaluate DIR --optimize f1")
+    # the empty-set rule follows the data: kept only when every member's training label sets were never empty
     contract = replace(first.contract, temperature=1.0, threshold=threshold,
-                       label_thresholds=list(label_thresholds) if label_thresholds else None)
+                       label_thresholds=list(label_thresholds) if label_thresholds else None,
+                       at_least_one_label=all(m.contract.at_least_one_label for m in members))
     cfg = first.config.model_copy(update={"model": first.config.model.model_copy(update={
         "name": "ensemble", "params": model.config, "pretrained": None, "weights": None, "teacher": None,
         "freeze_until": None, "head_epochs": 0}), "out": str(out)})

@@ -241,8 +241,10 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
     cfg, why = preset_before_data(cfg, task.kind)
     task = make_task(cfg)
     task.prepare()
+    spec, lengths = task.input_spec(), (task.report().get("lengths") or {}).get("train") or {}
     cfg, after = preset_after_data(cfg, task.kind, task.size("train"), class_counts(task), device.type,
-                                   getattr(task, "target_type", "classification"))
+                                   getattr(task, "target_type", "classification"), alphabet=spec.get("alphabet"),
+                                   median_length=lengths.get("median"))
     why += after
     for reason in why:
         log.info("preset auto: %s", reason)
@@ -261,6 +263,12 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
                                  "train": cfg.train.model_copy(update={  # ce → mse (regression), bce (multi-label)
                                      "loss": effective_loss(cfg.train.loss, task.target_type)})})
     contract = task.contract()
+    if contract.target_type == "multilabel" and cfg.train.at_least_one_label is None:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={
+            "at_least_one_label": contract.at_least_one_label})})
+        log.info("label sets: %s", "never empty (every train sample carries a label): where no label passes its "
+                 "threshold, the most probable one is assigned (train.at_least_one_label=false turns this off)"
+                 if contract.at_least_one_label else "may be empty (some train samples carry no label)")
     if cfg.train.tta:
         contract.tta = task.tta_views()
         if not contract.tta:
