@@ -131,6 +131,22 @@ def test_tune_never_reads_test_and_resumes_to_more_trials(two_runs, tmp_path):
     assert r2.best_value >= r.best_value
 
 
+def test_tune_top_k_is_an_ensemble_of_the_best_trials_scored_on_test(two_runs, tmp_path):
+    _, data, _ = two_runs
+    out = tmp_path / "tune"
+    base = {"data": {"path": str(data)}, "model": {"name": "dilated_resnet", "params": TINY_MODEL},
+            "train": {**FAST, "epochs": 1}}
+    r = tune(base, out=out, trials=3, space=LR_ONLY, top_k=2)
+    values = {t.number: t.value for t in r.study.trials if t.value is not None}
+    best_two = sorted(values, key=values.get, reverse=True)[:2]
+    members = [Path(m["run"]).name for m in json.loads((r.best_run / "ensemble.json").read_text())["members"]]
+    assert sorted(members) == sorted(f"trial_{n:03d}" for n in best_two)
+    metrics = json.loads((r.best_run / "metrics.json").read_text())
+    assert {"val", "test"} <= set(metrics) and 0 <= metrics["test"]["accuracy"] <= 1  # the final model is scored
+    for t in (out / "trials").iterdir():  # while the trials themselves never were
+        assert "test" not in json.loads((t / "metrics.json").read_text())
+
+
 def test_tune_refuses_a_test_objective(two_runs, tmp_path):
     _, data, _ = two_runs
     with pytest.raises(ConfigError, match="never the test split"):

@@ -79,7 +79,8 @@ def tune(
                                   "(default otherwise), val_loss or any registered val_<metric>"),
     space: Path = typer.Option(None, help="YAML search space overriding the defaults, e.g. "
                                "'train.lr: {low: 1e-4, high: 1e-2, log: true}' (null removes a field)"),
-    top_k: int = typer.Option(1, help="1: retrain the best configuration into DIR/best; K: ensemble of the best K trials"),
+    top_k: int = typer.Option(3, help="K (default 3): ensemble of the best K trial runs into DIR/best; 1: retrain "
+                              "the best configuration there instead"),
     timeout: float = typer.Option(None, help="stop starting new trials after this many seconds"),
     resume: Path = typer.Option(None, help="continue an interrupted tune folder"),
     overwrite: bool = typer.Option(False, help="replace an existing tune folder"),
@@ -87,7 +88,8 @@ def tune(
     **options: Any,
 ) -> None:
     """Search hyperparameters with Optuna (TPE, median pruning, SQLite study in --out); trials are judged on val
-    only, then the best configuration is retrained (test split scored) into --out/best."""
+    only, then the best 3 trial runs become an ensemble (or, with --top-k 1, the best configuration is retrained)
+    in --out/best, with the test split scored."""
     from biolens.workflows.tune import tune as tune_api
 
     setup_logging(quiet)
