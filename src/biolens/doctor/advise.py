@@ -31,6 +31,14 @@ SHORT_NUCLEIC = 32
 SHORT_STEM = 5
 
 
+def short_stem_reason(alphabet: str | None, length: float | None) -> str | None:
+    """Why DNA/RNA of this (median) length gets the 5-wide stem, or None when it keeps the default one."""
+    if alphabet not in ("dna", "rna") or length is None or length > SHORT_NUCLEIC:
+        return None
+    return (f"stem kernel {SHORT_STEM}: median {alphabet.upper()} length {length:g} ≤ {SHORT_NUCLEIC} (the default "
+            "15-wide stem would span most of each sequence)")
+
+
 @dataclass
 class Advice:
     kind: str
@@ -133,9 +141,10 @@ def _sequence(n: int, length: int, measured: dict[str, Any], alphabet: str = "dn
         if length > LONG:
             a.why.append(f"above {LONG}: the guide points to specialized architectures; consider cropping windows "
                          "around the region of interest (--max-len) first")
-    if a.model == "dilated_resnet" and alphabet in ("dna", "rna") and length <= SHORT_NUCLEIC:
+    stem = short_stem_reason(alphabet, length) if a.model == "dilated_resnet" else None
+    if stem:
         a.params["stem_kernel"] = SHORT_STEM
-        a.why.append(f"stem kernel {SHORT_STEM}: the default 15-wide stem would span most of a {length}-base sequence")
+        a.why.append(stem)
     if a.model == "dilated_resnet":
         rf = _rf(a, min(length, 4096))
         a.why.append(f"its convolutions see {rf} bases at once (receptive field measured on the layers); global "
@@ -281,11 +290,10 @@ def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.
         if n_train < SMALL and _unset(t, "batch_size"):
             train_up["batch_size"] = 32
             why.append(f"batch size 32: {n_train} training sequences (more optimizer steps per epoch)")
-        short = alphabet in ("dna", "rna") and median_length is not None and median_length <= SHORT_NUCLEIC
-        if short and m.name in (None, "dilated_resnet") and "stem_kernel" not in m.params and not m.weights:
+        stem = short_stem_reason(alphabet, median_length)
+        if stem and m.name in (None, "dilated_resnet") and "stem_kernel" not in m.params and not m.weights:
             model_up["params"] = {**m.params, "stem_kernel": SHORT_STEM}
-            why.append(f"stem kernel {SHORT_STEM}: median {alphabet.upper()} length {median_length:g} ≤ "
-                       f"{SHORT_NUCLEIC} (the default 15-wide stem would span most of each sequence)")
+            why.append(stem)
     if train_up:
         cfg = cfg.model_copy(update={"train": t.model_copy(update=train_up)})
     if model_up:
