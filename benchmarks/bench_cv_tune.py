@@ -6,8 +6,9 @@ For every data set (bundled ones; their own fixed or seeded test split) it train
 - ``single``: one default run;
 - ``tta``: the default run with ``train.tta`` (reverse complement for DNA, mirror for images; protein: none);
 - ``ema``: the default run with ``train.ema=0.999``;
-- ``cv``: ``biolens cv --folds K`` and the ensemble of its fold models, scored on the test split afterwards;
-- ``tune``: ``biolens tune --trials N`` (val only), the best configuration retrained and scored on test; and
+- ``cv``: ``biolens cv --folds K`` and the ensemble of its fold models, scored on the test split afterwards (and
+  ``member_mean``: each fold model alone on that split, averaged);
+- ``tune``: ``biolens tune --trials N --top-k 1`` (val only), the best configuration retrained and scored on test; and
   ``tune_top3``: the ensemble of the study's three best trial runs (what ``--top-k 3`` builds), scored on test.
 
 ``--parts`` picks which of tta, ema, cv and tune run (the single run always does: every difference is to it).
@@ -33,12 +34,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _runs import machine, quiet, write  # noqa: E402
+import numpy as np  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from biolens.errors import ConfigError  # noqa: E402
+from biolens.metrics import evaluation_metrics  # noqa: E402
+from biolens.tasks import Predictor, make_task  # noqa: E402
 from biolens.workflows.cv import cross_validate  # noqa: E402
 from biolens.workflows.ensemble import build_ensemble, evaluate_ensemble  # noqa: E402
-from biolens.workflows.train import train  # noqa: E402
+from biolens.workflows.train import score, train  # noqa: E402
 from biolens.workflows.tune import tune  # noqa: E402
 
 DATASETS = ["builtin:breastmnist", "builtin:hem_hemopi", "builtin:avp_amppred", "builtin:amp_antibp2",
@@ -61,10 +65,10 @@ PARTS = ("tta", "ema", "cv", "tune")
 
 
 def run_dataset(name: str, root: Path, folds: int, trials: int, epochs: int | None,
-                parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
+                parts: tuple[str, ...] = PARTS, seed: int = 0) -> dict[str, Any]:
     short = name.split(":")[-1]
-    extra: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
-    row: dict[str, Any] = {"data": name}
+    extra: dict[str, Any] = {"train": {"seed": seed, **({} if epochs is None else {"epochs": epochs})}}
+    row: dict[str, Any] = {"data": name, "seed": seed}
     res, s = timed(train, data=name, out=root / f"{short}-single", overwrite=True, **extra)
     row["single"] = {**headline(res.metrics["test"]), "val": headline(res.metrics["val"]), "seconds": s}
     print(f"{short}: single {row['single']}", flush=True)
@@ -96,13 +100,28 @@ def _cv(name: str, short: str, root: Path, folds: int, extra: dict[str, Any]) ->
     ens = evaluate_ensemble(cv.out)
     row = {**headline(ens["test"]), "seconds": s, "folds": folds,
            "fold_mean_sd": {m: v for m, v in cv.summary["mean_sd"].items() if m in ("accuracy", "roc_auc")},
-           "oof": headline(cv.summary["pooled"]["flat"])}
+           "oof": headline(cv.summary["pooled"]["flat"]), "member_mean": _member_mean(cv.out, cv.fold_runs)}
     print(f"{short}: cv {row}", flush=True)
     return row
 
 
+def _member_mean(ensemble: Path, fold_runs: list[Path]) -> dict[str, float | None]:
+    """Test accuracy / ROC AUC of each fold model alone on the ensemble's test split, averaged over the folds: what
+    the averaging adds (ensemble − members) and what the smaller training share costs (members − single)."""
+    task = make_task(Predictor.load(ensemble).config)
+    task.prepare()
+    y, scores = task.labels("test"), []
+    for run in fold_runs:
+        member = Predictor.load(run)
+        probs = score(member.model, task.batches("test", train=False, device=member.device, batch_size=256),
+                      member.contract)
+        scores.append(headline(evaluation_metrics(y, probs, member.contract)))
+    return {m: (round(float(np.mean([r[m] for r in scores])), 4) if all(r[m] is not None for r in scores) else None)
+            for m in ("accuracy", "roc_auc")}
+
+
 def _tune(name: str, short: str, root: Path, trials: int, extra: dict[str, Any]) -> dict[str, Any]:
-    tuned, s = timed(tune, data=name, trials=trials, out=root / f"{short}-tune", overwrite=True, **extra)
+    tuned, s = timed(tune, data=name, trials=trials, out=root / f"{short}-tune", overwrite=True, top_k=1, **extra)
     final = json.loads((tuned.best_run / "metrics.json").read_text())
     summary = json.loads((tuned.out / "tune.json").read_text())
     row: dict[str, Any] = {"tune": {**headline(final["test"]), "val": headline(final["val"]), "seconds": s,
@@ -127,6 +146,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (smoke runs)")
+    ap.add_argument("--seed", type=int, default=0, help="train.seed of every run (cv: of its first fold)")
     ap.add_argument("--out", default="/tmp/bench-cv-tune")
     ap.add_argument("--json", default=None)
     ap.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS,
@@ -138,7 +158,8 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {"machine": machine(), "folds": args.folds, "trials": args.trials, "rows": []}
     for name in args.datasets:
-        payload["rows"].append(run_dataset(name, root, args.folds, args.trials, args.epochs, tuple(args.parts)))
+        payload["rows"].append(run_dataset(name, root, args.folds, args.trials, args.epochs, tuple(args.parts),
+                                           args.seed))
         write(args.json, payload)
     print(f"{'data':26s} {'single acc/auc':>16s} {'cv ens':>16s} {'tune':>16s} {'tune top-3':>16s} {'tta':>16s} "
           f"{'ema':>16s}")

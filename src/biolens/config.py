@@ -86,7 +86,7 @@ class IntervalConfig(_Strict):
     label_column: int | None = Field(None, ge=4, description="class labels from this BED column (1-based, e.g. 4 = name); default: one class per file")
     negatives: Literal["none", "gc-matched", "shuffled", "flanks"] = Field(
         "none", description="negatives for positives-only intervals: genome windows with the positives' GC content, "
-        "dinucleotide-shuffled copies of the positives, or the regions flanking them (seeded by train.seed)")
+        "dinucleotide-shuffled copies of the positives, or the regions flanking them (seeded by data.split_seed)")
     negative_ratio: float = Field(1.0, gt=0, le=100, description="negatives per positive")
     flank_distance: int = Field(0, ge=0, description="flanks: gap in bases between an interval and its flank windows")
     val_chroms: list[str] = Field(default_factory=list, description="contigs whose windows form the val split (else a seeded split of the rest)")
@@ -138,6 +138,10 @@ class DataConfig(_Strict):
     max_len: int | None = Field(None, ge=1, description="truncate longer sequences; default: longest training sequence")
     val_frac: float = Field(0.1, gt=0, lt=0.5)
     test_frac: float = Field(0.1, gt=0, lt=0.5)
+    split_seed: int | None = Field(None, ge=0, le=2**63 - 1, description="seed of the data's random parts: the "
+                                   "seeded split, a val or test carve-out and generated negatives; default: "
+                                   "train.seed (cv fixes it, so that its folds train with their own seeds on one "
+                                   "data set)")
     dedup: bool = Field(False, description="remove val/test sequences duplicated (or reverse-complemented) in earlier splits")
     positive_class: str | None = None
     gc_input: bool | None = Field(None, description="feed GC content to the model; default: when the model declares it")
@@ -248,6 +252,11 @@ class RunConfig(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the split and generated negatives: ``data.split_seed``, else ``train.seed``."""
+        return self.train.seed if self.data.split_seed is None else self.data.split_seed
 
 
 def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:

@@ -134,7 +134,9 @@ def test_predict_streams_in_constant_memory(trained_run, tmp_path):
     whole = ["--quiet", "--chunk-size", "1000000000", "--device", "cpu"]
     rss_whole = _peak_rss_mb(["predict", str(trained_run), str(large), "--out", str(tmp_path / "c.csv"), *whole])
     assert sum(1 for _ in open(tmp_path / "b.csv")) == 4001
-    assert rss_4n - rss_n < 30, (rss_n, rss_4n)  # streaming: no growth with N
+    # streaming: no growth with N (typically 1-3 MB; one suite run saw the N run's baseline 30 MB lower, so the bound
+    # is 45 MB: well under the 60 MB of extra input, and the non-streaming read below grows by about 160 MB)
+    assert rss_4n - rss_n < 45, (rss_n, rss_4n)
     assert rss_whole - rss_4n > 100, (rss_4n, rss_whole)  # a non-streaming read of the same file would exceed it
 
 

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from biolens.config import DataConfig
+from biolens.config import DataConfig, RunConfig
 from biolens.data.builtin import BUILTINS
 from biolens.data.prepare import prepare_sequences
 from biolens.errors import BiolensWarning, ConfigError, DataError
+from biolens.tasks import make_task
 from tests.conftest import planted_dna, write_csv, write_fasta
 
 
@@ -98,3 +99,21 @@ def test_label_only_in_val(tmp_path):
     val = write_csv(tmp_path / "v.csv", seqs[:3], ["weird"] * 3)
     with pytest.raises(DataError, match=r"v\.csv:2: label 'weird' appears in val but never in train"):
         prepare_sequences(DataConfig(path=str(train), val=str(val)))
+
+
+def test_data_split_seed_fixes_the_split_whatever_the_training_seed(tmp_path):
+    """``data.split_seed`` seeds the split (default: ``train.seed``), so a run can change its training seed (cv's
+    folds do) and keep its data."""
+    seqs, labels = planted_dna(n=200)
+    path = str(write_csv(tmp_path / "d.csv", seqs, labels))
+
+    def test_ids(**cfg):
+        task = make_task(RunConfig.model_validate({"data": {"path": path, **cfg.get("data", {})},
+                                                   "train": cfg.get("train", {})}))
+        task.prepare()
+        return set(task.ids("test"))
+
+    base = test_ids(train={"seed": 0})
+    assert test_ids(train={"seed": 7}) != base  # by default the training seed moves the split
+    assert test_ids(train={"seed": 7}, data={"split_seed": 0}) == base
+    assert test_ids(data={"split_seed": 7}) == test_ids(train={"seed": 7})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from biolens.config import RunConfig
-from biolens.doctor.advise import SHORT_STEM, advise, preset_after_data
+from biolens.doctor.advise import MANY_LABEL_CHANNELS, MANY_LABELS, SHORT_STEM, advise, preset_after_data
 
 
 def _cfg(**model: object) -> RunConfig:
@@ -41,3 +41,34 @@ def test_advise_gives_the_same_stem_for_short_rna():
     assert a.model == "dilated_resnet" and a.params["stem_kernel"] == SHORT_STEM
     assert "model.params.stem_kernel=5" in a.command
     assert "stem_kernel" not in advise("sequence", 2000, length=21, alphabet="protein").params
+
+
+def test_multilabel_trains_without_label_smoothing_unless_the_user_set_it():
+    def after(cfg: RunConfig, target_type: str) -> tuple[RunConfig, list[str]]:
+        return preset_after_data(cfg, "sequence", 2000, np.array([]), "cpu", target_type, alphabet="protein",
+                                 median_length=30)
+
+    cfg, why = after(_cfg(), "multilabel")
+    assert cfg.train.label_smoothing == 0.0
+    assert any(w.startswith("no label smoothing (was 0.1)") for w in why), why
+    assert after(_cfg(), "classification")[0].train.label_smoothing == 0.1
+    image, _ = preset_after_data(_cfg(), "image", 500, np.array([]), "cpu", "multilabel")
+    assert image.train.label_smoothing == 0.0
+    user = RunConfig(data={"path": "x.csv"}, train={"label_smoothing": 0.05})
+    assert after(user, "multilabel")[0].train.label_smoothing == 0.05
+
+
+def test_many_label_sequence_targets_get_a_wider_net_with_its_reason():
+    def after(cfg: RunConfig, labels: int, target_type: str = "multilabel") -> tuple[RunConfig, list[str]]:
+        return preset_after_data(cfg, "sequence", 7000, np.array([]), "cpu", target_type, alphabet="protein",
+                                 median_length=30, labels=labels)
+
+    cfg, why = after(_cfg(), 21)
+    assert cfg.model.params == {"channels": MANY_LABEL_CHANNELS}
+    assert f"{MANY_LABEL_CHANNELS} channels: 21 labels share one learned representation" in why
+    assert "channels" not in after(_cfg(), MANY_LABELS - 1)[0].model.params
+    assert after(_cfg(params={"channels": 16}), 21)[0].model.params == {"channels": 16}  # the user's choice stays
+    assert after(_cfg(name="transformer"), 21)[0].model.params == {}
+    short_rna, _ = preset_after_data(_cfg(), "sequence", 7000, np.array([]), "cpu", "multilabel", alphabet="rna",
+                                     median_length=21, labels=12)
+    assert short_rna.model.params == {"stem_kernel": SHORT_STEM, "channels": MANY_LABEL_CHANNELS}

@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from biolens.tasks import Predictor, make_task
-from biolens.workflows.cv import cross_validate
+from biolens.doctor.advise import SHORT_STEM
+from biolens.workflows.cv import _make_plan, cross_validate
+from biolens.workflows.train import build_config
 from tests.conftest import TINY_MODEL, kill_when, planted_dna, write_csv
 
 FAST = {"model": "dilated_resnet", "params": TINY_MODEL, "epochs": 2, "batch_size": 32, "lr": 3e-3}
@@ -60,6 +63,11 @@ def test_grouped_cv_keeps_groups_in_one_fold_and_never_reads_test(cv_run):
         metrics = json.loads((fold_dir / "metrics.json").read_text())
         assert metrics["test"]["n"] == len(preds)
 
+    # every fold trains with its own seed on the same data (split seed and negatives of the plan's seed)
+    configs = [yaml.safe_load((out / "folds" / f"fold_{k}" / "config.yaml").read_text()) for k in range(1, 4)]
+    assert [c["train"]["seed"] for c in configs] == plan["fold_seeds"] == [0, 1, 2]
+    assert {c["data"]["split_seed"] for c in configs} == {0}
+
     oof = pd.read_csv(out / "oof_predictions.csv", dtype={"id": str})
     assert sorted(oof["id"]) == sorted(folds["id"])  # every pool record exactly once
     summary = json.loads((out / "cv.json").read_text())
@@ -101,3 +109,13 @@ def test_killed_cv_resumes_where_it_stopped(tmp_path):
     assert len(summary["folds"]) == 3 and len(result.oof) == json.loads((out / "cv_plan.json").read_text())["pool"]
     assert Predictor.load(out).predict(["ACGT" * 10]).shape[0] == 1
 
+
+
+def test_cv_plans_the_preset_train_would_choose(tmp_path):
+    """The plan fixes the choices of ``train.preset=auto`` for every fold, the data-dependent ones included (here the
+    narrow stem of short DNA)."""
+    seqs, labels = planted_dna(n=120, length=24, seed=1)
+    path = write_csv(tmp_path / "short.csv", seqs, labels)
+    plan = _make_plan(build_config(None, data=str(path), out=tmp_path / "cv"), folds=3)
+    assert plan["config"]["model"]["params"]["stem_kernel"] == SHORT_STEM
+    assert plan["fold_seeds"] == [0, 1, 2] and plan["config"]["data"]["split_seed"] == 0

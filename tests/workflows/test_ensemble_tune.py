@@ -146,6 +146,12 @@ def test_tune_top_k_is_an_ensemble_of_the_best_trials_scored_on_test(two_runs, t
     for t in (out / "trials").iterdir():  # while the trials themselves never were
         assert "test" not in json.loads((t / "metrics.json").read_text())
 
+    # resumed with another top_k, the final model follows it: here the best configuration, retrained
+    r1 = tune(resume=out, trials=3, top_k=1)
+    assert yaml.safe_load((r1.best_run / "config.yaml").read_text())["model"]["name"] == "dilated_resnet"
+    assert not (r1.best_run / "ensemble.json").exists()
+    assert json.loads((out / "tune_plan.json").read_text())["top_k"] == 1
+
 
 def test_tune_refuses_a_test_objective(two_runs, tmp_path):
     _, data, _ = two_runs
@@ -204,6 +210,9 @@ def test_cli_cv_ensemble_tune_end_to_end(tmp_path):
     res = runner.invoke(app, ["tune", "--trials", "1", "--out", str(tmp_path / "tune"), *common])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "tune" / "best" / "model.safetensors").is_file()
+    res = runner.invoke(app, ["tune", "--resume", str(tmp_path / "tune"), "--objective", "val_loss"])
+    assert res.exit_code == 2 and "--objective: a resumed study keeps the objective" in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import typer
 from biolens.cli._common import console, handle_errors, setup_logging
 from biolens.cli.show import print_metrics
 from biolens.cli.train import config_from_options, share_options, train
+from biolens.errors import ConfigError
 
 
 @handle_errors
@@ -79,8 +80,8 @@ def tune(
                                   "(default otherwise), val_loss or any registered val_<metric>"),
     space: Path = typer.Option(None, help="YAML search space overriding the defaults, e.g. "
                                "'train.lr: {low: 1e-4, high: 1e-2, log: true}' (null removes a field)"),
-    top_k: int = typer.Option(3, help="K (default 3): ensemble of the best K trial runs into DIR/best; 1: retrain "
-                              "the best configuration there instead"),
+    top_k: int = typer.Option(None, help="K (default 3): ensemble of the best K trial runs into DIR/best; 1: retrain "
+                              "the best configuration there instead (with --resume: the study's own unless given)"),
     timeout: float = typer.Option(None, help="stop starting new trials after this many seconds"),
     resume: Path = typer.Option(None, help="continue an interrupted tune folder"),
     overwrite: bool = typer.Option(False, help="replace an existing tune folder"),
@@ -94,7 +95,11 @@ def tune(
 
     setup_logging(quiet)
     if resume is not None:
-        result = tune_api(resume=resume, trials=trials, timeout=timeout, progress=not quiet)
+        for flag, value in (("--objective", objective), ("--space", space)):
+            if value is not None:
+                raise ConfigError(f"{flag}: a resumed study keeps the {flag.lstrip('-')} it was searched with "
+                                  f"({resume / 'tune_plan.json'}); start a new study with --out for another")
+        result = tune_api(resume=resume, trials=trials, top_k=top_k, timeout=timeout, progress=not quiet)
     else:
         cfg = config_from_options(config, options)
         result = tune_api(cfg, trials=trials, objective=objective, space=space, top_k=top_k, timeout=timeout,

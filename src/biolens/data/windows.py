@@ -8,8 +8,9 @@ checks, leakage, report) and adds one check: val/test windows that overlap a tra
 - **Windows**: ``data.intervals.window`` bases centred on the summit (narrowPeak column 10) or the middle;
   minus-strand intervals are reverse-complemented (``data.augment.reverse_complement_np``). Windows running past a
   contig end or overlapping the blacklist are left out with their reason (``filtered.tsv``).
-- **Negatives** (``data.intervals.negatives``), seeded by ``train.seed``: GC-matched genome windows away from every
-  interval and the blacklist; dinucleotide-shuffled copies of the positives; or flanking windows. With chromosome
+- **Negatives** (``data.intervals.negatives``), seeded by ``data.split_seed`` (default ``train.seed``): GC-matched
+  genome windows away from every interval and the blacklist; dinucleotide-shuffled copies of the positives; or
+  flanking windows. With chromosome
   splits each split's negatives come from its own contigs, so every split keeps the class ratio.
 - **Splits**: ``val_chroms`` / ``test_chroms`` put whole contigs in val/test; whatever no contig list assigns is split
   by the seeded stratified split over *groups*: windows that overlap (directly or through others) or are equal up to

@@ -29,6 +29,7 @@ SHORT, MEDIUM, LONG = 100, 1_000, 10_000  # sequence lengths of the decision tre
 # peptides the wide stem is better (avp_amppred val accuracy −3.8 points with 5), so proteins keep it (BENCHMARKS.md)
 SHORT_NUCLEIC = 32
 SHORT_STEM = 5
+MANY_LABELS, MANY_LABEL_CHANNELS = 10, 64  # multi-label sequence targets with this many labels: a wider net
 
 
 def short_stem_reason(alphabet: str | None, length: float | None) -> str | None:
@@ -245,7 +246,7 @@ def preset_before_data(cfg: RunConfig, kind: str) -> tuple[RunConfig, list[str]]
 
 def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.ndarray, device_type: str,
                       target_type: str = "classification", *, alphabet: str | None = None,
-                      median_length: float | None = None) -> tuple[RunConfig, list[str]]:
+                      median_length: float | None = None, labels: int | None = None) -> tuple[RunConfig, list[str]]:
     """``train.preset=auto``: model size, epochs, schedule, batch size and class weights from the data size, input
     size, class balance and device, for every field the config leaves unset (what is set is never changed).
 
@@ -253,8 +254,9 @@ def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.
     stage) on CPU or under 20,000 images, a cosine schedule over a fixed number of epochs (15 on CPU, 30 on GPU;
     no early stopping, which a cosine schedule does not need), and inverse class weights when the classes are 2×
     or more out of balance; sequences get inverse class weights above 3× imbalance, batches of 32 below 1,000
-    sequences, and DNA/RNA with a median train length of at most 32 a 5-wide dilated_resnet stem. Returns the config
-    with the choices written in and one reason per choice."""
+    sequences, DNA/RNA with a median train length of at most 32 a 5-wide dilated_resnet stem, and multi-label
+    targets with ``MANY_LABELS`` or more labels (``labels``) a 64-channel dilated_resnet; multi-label targets train
+    without label smoothing. Returns the config with the choices written in and one reason per choice."""
     why: list[str] = []
     if cfg.train.preset != "auto":
         return cfg, why
@@ -290,10 +292,18 @@ def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.
         if n_train < SMALL and _unset(t, "batch_size"):
             train_up["batch_size"] = 32
             why.append(f"batch size 32: {n_train} training sequences (more optimizer steps per epoch)")
+        default_net = m.name in (None, "dilated_resnet") and not m.weights
         stem = short_stem_reason(alphabet, median_length)
-        if stem and m.name in (None, "dilated_resnet") and "stem_kernel" not in m.params and not m.weights:
+        if stem and default_net and "stem_kernel" not in m.params:
             model_up["params"] = {**m.params, "stem_kernel": SHORT_STEM}
             why.append(stem)
+        if target_type == "multilabel" and (labels or 0) >= MANY_LABELS and default_net and "channels" not in m.params:
+            model_up["params"] = {**model_up.get("params", m.params), "channels": MANY_LABEL_CHANNELS}
+            why.append(f"{MANY_LABEL_CHANNELS} channels: {labels} labels share one learned representation")
+    if target_type == "multilabel" and _unset(t, "label_smoothing") and t.label_smoothing:
+        train_up["label_smoothing"] = 0.0
+        why.append(f"no label smoothing (was {t.label_smoothing:g}): it moves every label's 0/1 target toward 0.5, "
+                   "which blurs the ranking of rare labels")
     if train_up:
         cfg = cfg.model_copy(update={"train": t.model_copy(update=train_up)})
     if model_up:

@@ -110,7 +110,7 @@ class ImageTask(Task):
 
     def prepare(self) -> None:
         spec = model_info(self.cfg.model.name)
-        self.data: PreparedImages = prepare_images(self.cfg.data, seed=self.cfg.train.seed, transfer=spec.cls.transfer)
+        self.data: PreparedImages = prepare_images(self.cfg.data, seed=self.cfg.data_seed, transfer=spec.cls.transfer)
 
     @property
     def class_names(self) -> list[str]:

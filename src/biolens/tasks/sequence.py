@@ -189,7 +189,7 @@ class SequenceTask(Task):
         return super().model_name(cfg)
 
     def prepare(self) -> None:
-        self.data: PreparedData = prepare_sequences(self.cfg.data, seed=self.cfg.train.seed)
+        self.data: PreparedData = prepare_sequences(self.cfg.data, seed=self.cfg.data_seed)
         self.with_gc = False
         self.min_width = 1
 

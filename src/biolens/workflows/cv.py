@@ -4,9 +4,9 @@ The pool is the data's train and val records; the test split (a split column, ``
 is never read again: no fold trains, validates or is scored on it, so it stays an untouched hold-out for the
 ensemble (``biolens evaluate DIR``). The pool is cut into ``folds`` stratified folds in which every group stays
 whole (identical and reverse-complement sequences, identical images, ``data.group_col`` groups, similar
-sequences under ``data.split.group_by: similarity``). Fold k trains on the other folds (minus a grouped, stratified
-val share for early stopping and checkpoint selection) and is scored on fold k: its predictions are the
-out-of-fold (OOF) predictions.
+sequences under ``data.split.group_by: similarity``). Fold k trains, with seed ``seed + k``, on the other folds
+(minus a grouped, stratified val share for early stopping and checkpoint selection) and is scored on fold k: its
+predictions are the out-of-fold (OOF) predictions.
 
 Layout of ``DIR``::
 
@@ -40,7 +40,7 @@ from biolens.config import RunConfig, validate_config
 from biolens.contract import InputContract
 from biolens.data.splits import grouped_folds, inner_val, write_assignment
 from biolens.devices import resolve_device
-from biolens.doctor.advise import preset_after_data, preset_before_data
+from biolens.doctor.advise import preset_before_data
 from biolens.errors import ConfigError
 from biolens.evaluation.evaluate import EvalOptions, evaluate_predictions
 from biolens.io import write_json
@@ -48,7 +48,7 @@ from biolens.metrics import evaluation_metrics
 from biolens.tasks import Predictor, make_task
 from biolens.tasks.outputs import read_target_predictions
 from biolens.workflows.ensemble import write_ensemble
-from biolens.workflows.train import build_config, class_counts, train
+from biolens.workflows.train import build_config, preset_for, train
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,9 @@ def cross_validate(config: RunConfig | dict | str | Path | None = None, *, data:
         out = make_run_dir(out, overwrite=overwrite)
         cfg = validate_config(plan["config"])
         _write_plan(out, plan)
-    fold_runs = [_run_fold(out, cfg, k, folds, progress=progress, force=force) for k in range(folds)]
+    # a plan written before folds had their own seeds trains every fold with train.seed, as it began
+    seeds = plan.get("fold_seeds") or [cfg.train.seed] * folds
+    fold_runs = [_run_fold(out, cfg, k, folds, seeds[k], progress=progress, force=force) for k in range(folds)]
     oof, summary = _summarize(out, fold_runs, plan)
     write_ensemble(fold_runs, out, extra={"cv": {"folds": folds, "seed": plan["seed"],
                                                  "oof": summary["pooled"]["metrics"]}},
@@ -147,8 +149,7 @@ def _make_plan(cfg: RunConfig, folds: int) -> dict[str, Any]:
     cfg, why = preset_before_data(cfg, make_task(cfg).kind)
     task = make_task(cfg)
     task.prepare()
-    cfg, after = preset_after_data(cfg, task.kind, task.size("train"), class_counts(task),
-                                   resolve_device(cfg.train.device).type, getattr(task, "target_type", "classification"))
+    cfg, after = preset_for(cfg, task, resolve_device(cfg.train.device).type)
     for reason in why + after:
         log.info("preset auto: %s", reason)
     records = task.records()
@@ -157,7 +158,7 @@ def _make_plan(cfg: RunConfig, folds: int) -> dict[str, Any]:
     resolved = task.resolved_data_config()
     pool = records[records["split"].isin(["train", "val"])].reset_index(drop=True)
     held_out = int((records["split"] == "test").sum())
-    seed = cfg.train.seed
+    seed = cfg.data_seed
     pool["fold"] = grouped_folds(pool["label"].to_numpy(), pool["group"].to_numpy(), folds, seed)
     for k in range(folds):
         rest = (pool["fold"] != k).to_numpy()
@@ -166,27 +167,36 @@ def _make_plan(cfg: RunConfig, folds: int) -> dict[str, Any]:
                                               resolved.val_frac, seed + k + 1)
         pool[f"val_{k}"] = val
     data = resolved.model_copy(update={"image": resolved.image.model_copy(update={"mean": resolved.image.mean,
-                                                                                  "std": resolved.image.std})})
+                                                                                  "std": resolved.image.std}),
+                                       "split_seed": cfg.data_seed})  # the folds' own seeds leave the data alone
     fixed = cfg.model_copy(update={"data": data, "out": None})
     sizes = pool.groupby("fold").size().to_dict()
     log.info("cross-validation: %d pool records (train ∪ val) in %d folds of %s records, %d groups; %d test records "
              "held out and never read", len(pool), folds, "/".join(str(sizes[k]) for k in range(folds)),
              pool["group"].nunique(), held_out)
-    return {"folds": folds, "seed": seed, "group_col": cfg.data.group_col, "pool": len(pool),
+    return {"folds": folds, "seed": seed, "fold_seeds": [fold_seed(cfg.train.seed, k) for k in range(folds)],
+            "group_col": cfg.data.group_col, "pool": len(pool),
             "groups": int(pool["group"].nunique()), "test_held_out": held_out,
             "fold_sizes": [int(sizes[k]) for k in range(folds)], "fingerprint": task.fingerprint(),
             "config": fixed.model_dump(mode="json"),
             "_records": pool}
 
 
-def _fold_config(out: Path, cfg: RunConfig, k: int) -> RunConfig:
+def fold_seed(seed: int, k: int) -> int:
+    """Fold k's ``train.seed`` (initialization, batch order, augmentation): the fold models differ by more than their
+    data, as the members of an ensemble should. The data (negatives, carve-outs) keep ``data.split_seed``."""
+    return seed + k
+
+
+def _fold_config(out: Path, cfg: RunConfig, k: int, seed: int) -> RunConfig:
     data = cfg.data.model_copy(update={"split": cfg.data.split.model_copy(update={
         "assignment": str(out / "folds" / f"fold_{k + 1}.tsv")})})
-    return cfg.model_copy(update={"data": data, "out": str(out / "folds" / f"fold_{k + 1}")})
+    training = cfg.train.model_copy(update={"seed": seed})
+    return cfg.model_copy(update={"data": data, "train": training, "out": str(out / "folds" / f"fold_{k + 1}")})
 
 
-def _run_fold(out: Path, cfg: RunConfig, k: int, folds: int, *, progress: bool, force: bool) -> Path:
-    fold_cfg = _fold_config(out, cfg, k)
+def _run_fold(out: Path, cfg: RunConfig, k: int, folds: int, seed: int, *, progress: bool, force: bool) -> Path:
+    fold_cfg = _fold_config(out, cfg, k, seed)
     run = Path(fold_cfg.out)
     failed = run.with_name(run.name + ".failed")
     if not run.exists() and (failed / "checkpoints" / "last.pt").is_file():

@@ -113,7 +113,7 @@ def pretrain(
     device = resolve_device(cfg.train.device)
 
     seqs = read_unlabelled(cfg.data, window)
-    train_rows, val_rows, left_out = _split_rows(seqs, val_frac, include_test, cfg.train.seed)
+    train_rows, val_rows, left_out = _split_rows(seqs, val_frac, include_test, cfg.data_seed)
     k = len(seqs.alphabet.symbols)
     params = {p: v for p, v in cfg.model.params.items() if p not in ("vocab_size", "num_classes")}
     encoder = create_model(name, vocab_size=seqs.alphabet.vocab_size, num_classes=2, **params)

@@ -241,10 +241,7 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
     cfg, why = preset_before_data(cfg, task.kind)
     task = make_task(cfg)
     task.prepare()
-    spec, lengths = task.input_spec(), (task.report().get("lengths") or {}).get("train") or {}
-    cfg, after = preset_after_data(cfg, task.kind, task.size("train"), class_counts(task), device.type,
-                                   getattr(task, "target_type", "classification"), alphabet=spec.get("alphabet"),
-                                   median_length=lengths.get("median"))
+    cfg, after = preset_for(cfg, task, device.type)
     why += after
     for reason in why:
         log.info("preset auto: %s", reason)
@@ -311,6 +308,15 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
         logging.getLogger("biolens").removeHandler(file_log)
         file_log.close()
         distributed.shutdown()
+
+
+def preset_for(cfg: RunConfig, task: Task, device_type: str) -> tuple[RunConfig, list[str]]:
+    """``train.preset=auto``'s choices that depend on the prepared data (``preset_after_data``) for ``task``."""
+    spec, lengths = task.input_spec(), (task.report().get("lengths") or {}).get("train") or {}
+    target_type = getattr(task, "target_type", "classification")
+    return preset_after_data(cfg, task.kind, task.size("train"), class_counts(task), device_type, target_type,
+                             alphabet=spec.get("alphabet"), median_length=lengths.get("median"),
+                             labels=len(task.class_names) if target_type == "multilabel" else None)
 
 
 def class_counts(task: Task) -> np.ndarray:

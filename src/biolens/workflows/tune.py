@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 STUDY = "study.db"
 PLAN = "tune_plan.json"
+DEFAULT_TOP_K = 3  # the final model: the ensemble of the best 3 trial runs
 
 # the search space per task kind: dotted config field → {low, high[, log, int]} or {choices: [...]}
 TRAIN_SPACE: dict[str, dict[str, Any]] = {
@@ -204,7 +205,7 @@ def _best_value(result: TrainResult, objective: str, direction: str) -> float:
 
 def tune(config: RunConfig | dict | str | Path | None = None, *, data: Any = None, trials: int = 20,
          out: str | Path | None = None, objective: str | None = None, space: dict[str, Any] | str | Path | None = None,
-         top_k: int = 3, timeout: float | None = None, resume: str | Path | None = None, overwrite: bool = False,
+         top_k: int | None = None, timeout: float | None = None, resume: str | Path | None = None, overwrite: bool = False,
          progress: bool = False, model: str | None = None, epochs: int | None = None, **overrides: Any) -> TuneResult:
     """Search hyperparameters for the run a ``train`` call with the same arguments would make (module docstring).
 
@@ -214,16 +215,24 @@ def tune(config: RunConfig | dict | str | Path | None = None, *, data: Any = Non
             metric as ``val_<name>``); default val ROC AUC for binary tasks, val accuracy otherwise.
         space: search-space overrides (a mapping or a YAML file; see :func:`read_space`).
         top_k: the best ``top_k`` trial runs (default 3) become an ensemble bundle in ``DIR/best``; 1 retrains
-            the best configuration there instead.
+            the best configuration there instead. On resume: the study's own, unless given (it only changes the
+            final model, which is built again).
         timeout: stop starting new trials after this many seconds.
     """
-    if trials < 1 or top_k < 1:
+    if trials < 1 or (top_k is not None and top_k < 1):
         raise ConfigError(f"trials ({trials}) and top_k ({top_k}) must be at least 1")
     if resume is not None:
         out = Path(resume)
         plan = _read_plan(out)
-        base, space_d, objective, top_k = plan["config"], plan["space"], plan["objective"], plan["top_k"]
+        base, space_d, objective = plan["config"], plan["space"], plan["objective"]
+        if top_k is not None and top_k != plan["top_k"]:
+            log.info("tune: top_k %d (the study began with %d): the final model in %s follows %d", top_k,
+                     plan["top_k"], out / "best", top_k)
+            plan["top_k"] = top_k
+            write_json(out / PLAN, plan)
+        top_k = plan["top_k"]
     else:
+        top_k = DEFAULT_TOP_K if top_k is None else top_k
         cfg = build_config(config, data, model, epochs, out, **overrides)
         if cfg.out is None:
             raise ConfigError("out: give the folder for the search (out=DIR, or --out DIR)")
