@@ -155,8 +155,7 @@ for _m in (
     Metric("macro_f1", "max", "F1 averaged over classes (multi-label: over labels, at their thresholds)",
            labels=lambda y, p: f1_score(y, p, labels=np.unique(np.concatenate([y, p])), average="macro",
                                         zero_division=0),
-           multilabel=lambda y, p, d: _per_label_mean(lambda a, b: f1_score(a, b, zero_division=0), y, d,
-                                                      needs_both=False)),
+           multilabel=lambda y, p, d: _per_label_mean(_f1, y, d, needs_both=False)),
 ):
     register_metric(_m)
 
@@ -177,17 +176,27 @@ def _defined(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndar
     return wrapped
 
 
-def _per_label_mean(fn: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, p: np.ndarray,
-                    needs_both: bool = True) -> float:
+def _per_label_mean(fn: Callable[..., Any], y: np.ndarray, p: np.ndarray, needs_both: bool = True) -> float:
     values = per_label(fn, y, p, needs_both)
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
-def per_label(fn: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, p: np.ndarray,
-              needs_both: bool = True) -> np.ndarray:
+def _f1(y: np.ndarray, d: np.ndarray, **kw: Any) -> Any:
+    return f1_score(y, d, zero_division=0, **kw)
+
+
+def per_label(fn: Callable[..., Any], y: np.ndarray, p: np.ndarray, needs_both: bool = True) -> np.ndarray:
     """``fn(y_j, p_j)`` for every label ``j`` over its observed rows; NaN where a label has no observed rows (or, with
-    ``needs_both``, only one class)."""
+    ``needs_both``, only one class). ``fn`` is a scikit-learn metric that takes ``average=None``: with every entry
+    observed it scores all labels in one call on the indicator matrix (what bootstrap CIs repeat a thousand times),
+    the same figures as label by label."""
     out = np.full(y.shape[1], np.nan)
+    if y.size and not np.isnan(y).any():
+        truth = y > 0.5
+        cols = truth.any(axis=0) & ~truth.all(axis=0) if needs_both else np.ones(y.shape[1], dtype=bool)
+        if cols.sum() >= 2:  # one column would read as a binary (two-class) problem
+            out[cols] = fn(truth[:, cols].astype(np.int8), np.asarray(p[:, cols], dtype=np.float64), average=None)
+            return out
     for j in range(y.shape[1]):
         seen = ~np.isnan(y[:, j])
         yj = y[seen, j] > 0.5

@@ -14,7 +14,7 @@ from biolens.errors import ConfigError
 from biolens.evaluation.multilabel import label_thresholds, multilabel_metrics
 from biolens.evaluation.paired_targets import paired_bootstrap
 from biolens.evaluation.regression import regression_metrics
-from biolens.metrics import check_monitor, compute_target, monitor_direction, target_metrics
+from biolens.metrics import check_monitor, compute_target, monitor_direction, per_label, target_metrics
 
 def approx(value, abs: float = 1e-6):  # noqa: A002  (metrics.json values are rounded to 6 decimals)
     return pytest.approx(value, abs=abs)
@@ -191,3 +191,22 @@ def test_paired_bootstrap_of_a_difference():
     assert r.difference > 0 and r.ci[0] > 0 and r.p_value < 0.01
     same = paired_bootstrap("spearman", "regression", y, good, good, n_resamples=100)
     assert same.difference == 0 and same.p_value == 1.0
+
+
+def test_per_label_scores_every_label_as_scikit_learn_does_one_by_one():
+    """Complete data go to scikit-learn in one call per metric (average=None); the figures are those of one call per
+    label, with NaN for a label without positives and, with missing entries, the label-by-label path."""
+    rng = np.random.default_rng(4)
+    y = (rng.random((200, 5)) < 0.3).astype(float)
+    y[:, 3] = 0.0  # no positives: AUC undefined
+    p = rng.random((200, 5))
+    for fn in (roc_auc_score, average_precision_score):
+        got = per_label(fn, y, p)
+        want = [fn(y[:, j], p[:, j]) if y[:, j].any() else np.nan for j in range(5)]
+        np.testing.assert_allclose(got, want, equal_nan=True)
+    d = p > 0.5
+    np.testing.assert_allclose(per_label(lambda a, b, **kw: f1_score(a, b, zero_division=0, **kw), y, d,
+                                         needs_both=False),
+                               [f1_score(y[:, j], d[:, j], zero_division=0) for j in range(5)])
+    y[0, 0] = np.nan  # a missing entry: label by label, over each label's observed rows
+    assert per_label(roc_auc_score, y, p)[0] == pytest.approx(roc_auc_score(y[1:, 0], p[1:, 0]))
