@@ -38,11 +38,10 @@ import numpy as np  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from biolens.errors import ConfigError  # noqa: E402
-from biolens.metrics import evaluation_metrics  # noqa: E402
 from biolens.tasks import Predictor, make_task  # noqa: E402
 from biolens.workflows.cv import cross_validate  # noqa: E402
 from biolens.workflows.ensemble import build_ensemble, evaluate_ensemble  # noqa: E402
-from biolens.workflows.train import score, train  # noqa: E402
+from biolens.workflows.train import split_metrics, train  # noqa: E402
 from biolens.workflows.tune import tune  # noqa: E402
 
 DATASETS = ["builtin:breastmnist", "builtin:hem_hemopi", "builtin:avp_amppred", "builtin:amp_antibp2",
@@ -110,12 +109,11 @@ def _member_mean(ensemble: Path, fold_runs: list[Path]) -> dict[str, float | Non
     the averaging adds (ensemble − members) and what the smaller training share costs (members − single)."""
     task = make_task(Predictor.load(ensemble).config)
     task.prepare()
-    y, scores = task.labels("test"), []
-    for run in fold_runs:
+    scores = []
+    for run in fold_runs:  # each member as it predicts alone, its test-time augmentation included
         member = Predictor.load(run)
-        probs = score(member.model, task.batches("test", train=False, device=member.device, batch_size=256),
-                      member.contract)
-        scores.append(headline(evaluation_metrics(y, probs, member.contract)))
+        test = split_metrics(member.model, task, member.contract, member.device, None, splits=("test",))["test"]
+        scores.append(headline(test))
     return {m: (round(float(np.mean([r[m] for r in scores])), 4) if all(r[m] is not None for r in scores) else None)
             for m in ("accuracy", "roc_auc")}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from biolens.cli._common import with_flags
 from biolens.cli.main import app
 from tests.conftest import TINY_MODEL, planted_dna, write_csv, write_fasta
 
@@ -164,3 +165,14 @@ def test_predict_invalid_sequence_names_line(trained_run, tmp_path):
 def test_evaluate_missing_run(tmp_path):
     r = invoke("evaluate", tmp_path / "nope")
     assert r.exit_code == 2 and "run folder not found" in error_line(r)
+
+
+@pytest.mark.parametrize(("library", "cli"), [
+    ("resume /x: no plan", "--resume /x: no plan"),
+    ("objective: a resumed study keeps it", "--objective: a resumed study keeps it"),
+    ("objectives: unrelated", "objectives: unrelated"),
+    ("force=True was needed", "--force was needed"),
+])
+def test_library_errors_speak_in_flags(library, cli):
+    flags = {"resume": "--resume", "objective": "--objective", "force": "--force"}
+    assert with_flags(library, flags) == cli

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from biolens.config import RunConfig
-from biolens.doctor.advise import MANY_LABEL_CHANNELS, MANY_LABELS, SHORT_STEM, advise, preset_after_data
+from biolens.doctor.advise import (
+    MANY_LABEL_CHANNELS,
+    MANY_LABELS,
+    SHORT_NUCLEIC_PARAMS,
+    SHORT_STEM,
+    advise,
+    preset_after_data,
+)
 
 
 def _cfg(**model: object) -> RunConfig:
@@ -17,29 +24,35 @@ def _after(cfg: RunConfig, alphabet: str, median: float) -> tuple[RunConfig, lis
                              median_length=median)
 
 
-def test_short_dna_and_rna_get_a_narrow_stem_with_its_reason():
+def test_short_dna_and_rna_get_a_narrow_stem_and_more_dropout_with_the_reason():
     for alphabet in ("rna", "dna"):
         cfg, why = _after(_cfg(), alphabet, 21)
-        assert cfg.model.params == {"stem_kernel": SHORT_STEM}
-        assert any(f"stem kernel {SHORT_STEM}: median {alphabet.upper()} length 21" in w for w in why), why
+        assert cfg.model.params == {"stem_kernel": 5, "dropout": 0.3, "head_dropout": 0.5} == SHORT_NUCLEIC_PARAMS
+        reason = f"stem_kernel 5, dropout 0.3, head_dropout 0.5: median {alphabet.upper()} length 21 ≤ 32"
+        assert any(w.startswith(reason) for w in why), why
 
 
 def test_the_stem_stays_for_proteins_longer_inputs_other_models_and_what_the_user_set():
     assert "stem_kernel" not in _after(_cfg(), "protein", 19)[0].model.params  # peptides: the wide stem is better
     assert "stem_kernel" not in _after(_cfg(), "dna", 60)[0].model.params
     assert _after(_cfg(name="motif_cnn"), "rna", 21)[0].model.params == {}
-    kept = _after(_cfg(params={"stem_kernel": 9, "channels": 16}), "rna", 21)[0]
-    assert kept.model.params == {"stem_kernel": 9, "channels": 16}
+    kept, why = _after(_cfg(params={"stem_kernel": 9, "dropout": 0.2, "channels": 16}), "rna", 21)
+    assert kept.model.params == {"stem_kernel": 9, "dropout": 0.2, "channels": 16, "head_dropout": 0.5}
+    assert any(w.startswith("head_dropout 0.5: median RNA length 21") for w in why), why  # only what it added
     merged = _after(_cfg(params={"channels": 16}), "rna", 21)[0]
-    assert merged.model.params == {"channels": 16, "stem_kernel": SHORT_STEM}
+    assert merged.model.params == {"channels": 16, **SHORT_NUCLEIC_PARAMS}
+    mine = _cfg(params=dict(SHORT_NUCLEIC_PARAMS))
+    assert _after(mine, "rna", 21)[1] == []  # nothing left to choose: no reason given
     off = RunConfig(data={"path": "x.csv"}, train={"preset": "none"})
     assert _after(off, "rna", 21) == (off, [])
 
 
 def test_advise_gives_the_same_stem_for_short_rna():
     a = advise("sequence", 2000, length=21, alphabet="rna")
-    assert a.model == "dilated_resnet" and a.params["stem_kernel"] == SHORT_STEM
-    assert "model.params.stem_kernel=5" in a.command
+    assert a.model == "dilated_resnet" and a.params["stem_kernel"] == SHORT_STEM and a.params["head_dropout"] == 0.5
+    assert "model.params.stem_kernel=5" in a.command and "model.params.head_dropout=0.5" in a.command
+    small = advise("sequence", 500, length=21, alphabet="rna")  # the small-data regularization keeps its 0.5
+    assert small.params["dropout"] == 0.5 and small.params["stem_kernel"] == SHORT_STEM
     assert "stem_kernel" not in advise("sequence", 2000, length=21, alphabet="protein").params
 
 
@@ -64,11 +77,12 @@ def test_many_label_sequence_targets_get_a_wider_net_with_its_reason():
                                  median_length=30, labels=labels)
 
     cfg, why = after(_cfg(), 21)
-    assert cfg.model.params == {"channels": MANY_LABEL_CHANNELS}
-    assert f"{MANY_LABEL_CHANNELS} channels: 21 labels share one learned representation" in why
-    assert "channels" not in after(_cfg(), MANY_LABELS - 1)[0].model.params
-    assert after(_cfg(params={"channels": 16}), 21)[0].model.params == {"channels": 16}  # the user's choice stays
+    assert cfg.model.params == {"channels": MANY_LABEL_CHANNELS, "dropout": 0.3, "head_dropout": 0.5}
+    assert any(w.startswith("channels 64, dropout 0.3, head_dropout 0.5: 21 labels share one learned") for w in why)
+    assert after(_cfg(), MANY_LABELS - 1)[0].model.params == {}
+    kept = after(_cfg(params={"channels": 16}), 21)[0].model.params  # the user's choice stays
+    assert kept == {"channels": 16, "dropout": 0.3, "head_dropout": 0.5}
     assert after(_cfg(name="transformer"), 21)[0].model.params == {}
     short_rna, _ = preset_after_data(_cfg(), "sequence", 7000, np.array([]), "cpu", "multilabel", alphabet="rna",
                                      median_length=21, labels=12)
-    assert short_rna.model.params == {"stem_kernel": SHORT_STEM, "channels": MANY_LABEL_CHANNELS}
+    assert short_rna.model.params == {**SHORT_NUCLEIC_PARAMS, "channels": MANY_LABEL_CHANNELS}  # short RNA's dropout

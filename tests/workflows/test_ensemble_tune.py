@@ -227,3 +227,10 @@ def test_killed_tune_resumes_and_marks_the_interrupted_trial_failed(two_runs, tm
     states = pd.read_csv(out / "trials.csv")["state"].tolist()
     assert states.count("COMPLETE") + states.count("PRUNED") == 3 and states.count("FAIL") == 1, states
     assert (r.best_run / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("given", [{"objective": "val_loss"}, {"space": {"lr": {"low": 1e-4, "high": 1e-2}}}])
+def test_resumed_tune_refuses_a_new_objective_or_space_from_the_api_too(tmp_path, given):
+    (name,) = given
+    with pytest.raises(ConfigError, match=rf"^{name}: a resumed study keeps the {name} it was searched with"):
+        tune(resume=tmp_path / "study", **given)

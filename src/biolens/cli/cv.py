@@ -11,7 +11,6 @@ import typer
 from biolens.cli._common import console, handle_errors, setup_logging
 from biolens.cli.show import print_metrics
 from biolens.cli.train import config_from_options, share_options, train
-from biolens.errors import ConfigError
 
 
 @handle_errors
@@ -95,11 +94,8 @@ def tune(
 
     setup_logging(quiet)
     if resume is not None:
-        for flag, value in (("--objective", objective), ("--space", space)):
-            if value is not None:
-                raise ConfigError(f"{flag}: a resumed study keeps the {flag.lstrip('-')} it was searched with "
-                                  f"({resume / 'tune_plan.json'}); start a new study with --out for another")
-        result = tune_api(resume=resume, trials=trials, top_k=top_k, timeout=timeout, progress=not quiet)
+        result = tune_api(resume=resume, trials=trials, objective=objective, space=space, top_k=top_k,
+                          timeout=timeout, progress=not quiet)
     else:
         cfg = config_from_options(config, options)
         result = tune_api(cfg, trials=trials, objective=objective, space=space, top_k=top_k, timeout=timeout,

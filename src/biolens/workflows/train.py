@@ -416,16 +416,16 @@ def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputCon
     return TrainResult(run_dir, metrics, history, task.report())
 
 
-def split_metrics(model: nn.Module, task: Task, contract: InputContract, device: torch.device, run_dir: Path,
+def split_metrics(model: nn.Module, task: Task, contract: InputContract, device: torch.device, run_dir: Path | None,
                   splits: Iterable[str] = ("val", "test")) -> dict[str, Any]:
     """Metrics of ``model`` (inside the contract's test-time augmentation) on the task's splits; the test split's
-    predictions go to ``RUN/predictions.csv``."""
+    predictions go to ``RUN/predictions.csv`` (nowhere with ``run_dir=None``)."""
     net = codec_for(contract, task.cfg.data).with_tta(model).to(device)
     out: dict[str, Any] = {}
     for split in splits:
         y = task.labels(split)
         probs = score(net, task.batches(split, train=False, device=device, batch_size=256), contract)
         out[split] = evaluation_metrics(y, probs, contract)
-        if split == "test":
+        if split == "test" and run_dir is not None:
             write_predictions(run_dir / "predictions.csv", task.ids(split), y, probs, contract)
     return out

@@ -223,6 +223,10 @@ def tune(config: RunConfig | dict | str | Path | None = None, *, data: Any = Non
         raise ConfigError(f"trials ({trials}) and top_k ({top_k}) must be at least 1")
     if resume is not None:
         out = Path(resume)
+        for name, value in (("objective", objective), ("space", space)):
+            if value is not None:
+                raise ConfigError(f"{name}: a resumed study keeps the {name} it was searched with ({out / PLAN}); "
+                                  "start a new study in a new folder for another")
         plan = _read_plan(out)
         base, space_d, objective = plan["config"], plan["space"], plan["objective"]
         if top_k is not None and top_k != plan["top_k"]:
