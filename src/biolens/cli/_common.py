@@ -93,11 +93,12 @@ def _option_flags(fn: Callable[..., Any]) -> dict[str, str]:
 
 def with_flags(message: str, flags: dict[str, str]) -> str:
     """The library's error in CLI words: a leading parameter name becomes its flag (``resume X: …`` → ``--resume X:
-    …``, ``objective: …`` → ``--objective: …``) and a config field with a flag of its own gets it added (``set data.dedup=true`` → ``… (--dedup)``)."""
+    …``, ``objective: …`` → ``--objective: …``) and a config field with a flag of its own gets it added
+    (``set data.dedup=true`` → ``… (--dedup)``)."""
     head, sep, rest = message.partition(" ")
-    name, colon = (head[:-1], ":") if head.endswith(":") else (head, "")
-    if sep and name in flags:  # "resume X: …" and "objective: …" alike
-        message = f"{flags[name]}{colon} {rest}"
+    param, colon = (head[:-1], ":") if head.endswith(":") else (head, "")
+    if sep and param in flags:  # "resume X: …" and "objective: …" alike
+        message = f"{flags[param]}{colon} {rest}"
     for name, flag in flags.items():  # a switch the library names as a keyword: force=True → --force
         message = re.sub(rf"(?<![\w.]){re.escape(name)}=True\b", flag, message)
     if message.startswith("--set "):  # the user's own --set text, quoted as given

@@ -42,16 +42,22 @@ MANY_LABEL_PARAMS = {"channels": 64, "dropout": 0.3, "head_dropout": 0.5}
 MANY_LABEL_CHANNELS = MANY_LABEL_PARAMS["channels"]
 
 
+def _unset_params(preset: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The params of ``preset`` that ``given`` (the user's own) leaves unset, and how a reason names them
+    (``"stem_kernel 5, dropout 0.3"``)."""
+    added = {k: v for k, v in preset.items() if k not in given}
+    return added, ", ".join(f"{k} {v:g}" for k, v in added.items())
+
+
 def short_nucleic_params(alphabet: str | None, length: float | None,
                          given: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The ``dilated_resnet`` params that DNA/RNA of this (median) length gets, less those in ``given`` (the user's
     own), and why; ``({}, None)`` when it keeps the defaults."""
     if alphabet not in ("dna", "rna") or length is None or length > SHORT_NUCLEIC:
         return {}, None
-    added = {k: v for k, v in SHORT_NUCLEIC_PARAMS.items() if k not in given}
+    added, what = _unset_params(SHORT_NUCLEIC_PARAMS, given)
     if not added:
         return {}, None
-    what = ", ".join(f"{k} {v:g}" for k, v in added.items())
     return added, (f"{what}: median {alphabet.upper()} length {length:g} ≤ {SHORT_NUCLEIC} (the default 15-wide stem "
                    "would span most of each sequence, and short sequences over-fit within a few epochs at the "
                    "default dropout)")
@@ -164,7 +170,6 @@ def _sequence(n: int, length: int, measured: dict[str, Any], alphabet: str = "dn
         if reason:
             a.params.update(short)
             a.why.append(reason)
-    if a.model == "dilated_resnet":
         rf = _rf(a, min(length, 4096))
         a.why.append(f"its convolutions see {rf} bases at once (receptive field measured on the layers); global "
                      "pooling combines them over the whole sequence")
@@ -274,7 +279,8 @@ def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.
     or more out of balance; sequences get inverse class weights above 3× imbalance, batches of 32 below 1,000
     sequences, DNA/RNA with a median train length of at most 32 ``SHORT_NUCLEIC_PARAMS`` (a 5-wide dilated_resnet
     stem, dropout 0.3 / 0.5), and multi-label targets with ``MANY_LABELS`` or more labels (``labels``)
-    ``MANY_LABEL_PARAMS`` (a 64-channel dilated_resnet, dropout 0.3 / 0.5); multi-label targets train without label smoothing. Returns the config with the choices written in and one reason per choice."""
+    ``MANY_LABEL_PARAMS`` (a 64-channel dilated_resnet, dropout 0.3 / 0.5); multi-label targets train without label
+    smoothing. Returns the config with the choices written in and one reason per choice."""
     why: list[str] = []
     if cfg.train.preset != "auto":
         return cfg, why
@@ -315,13 +321,13 @@ def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.
         if reason and default_net:
             model_up["params"] = {**m.params, **short}
             why.append(reason)
-        params = model_up.get("params", m.params)
-        wide = {k: v for k, v in MANY_LABEL_PARAMS.items() if k not in params}
-        if target_type == "multilabel" and (labels or 0) >= MANY_LABELS and default_net and wide:
-            model_up["params"] = {**params, **wide}
-            what = ", ".join(f"{k} {v:g}" for k, v in wide.items())
-            why.append(f"{what}: {labels} labels share one learned representation (wider), which over-fits within "
-                       "a few epochs at the default dropout")
+        if target_type == "multilabel" and (labels or 0) >= MANY_LABELS and default_net:
+            params = model_up.get("params", m.params)
+            wide, what = _unset_params(MANY_LABEL_PARAMS, params)
+            if wide:
+                model_up["params"] = {**params, **wide}
+                why.append(f"{what}: {labels} labels share one learned representation (wider), which over-fits "
+                           "within a few epochs at the default dropout")
     if target_type == "multilabel" and _unset(t, "label_smoothing") and t.label_smoothing:
         train_up["label_smoothing"] = 0.0
         why.append(f"no label smoothing (was {t.label_smoothing:g}): it moves every label's 0/1 target toward 0.5, "
