@@ -9,6 +9,7 @@ from biolens.doctor.advise import (
     MANY_LABEL_CHANNELS,
     MANY_LABELS,
     SHORT_NUCLEIC_PARAMS,
+    SHORT_REGRESSION_PARAMS,
     SHORT_STEM,
     advise,
     preset_after_data,
@@ -19,8 +20,9 @@ def _cfg(**model: object) -> RunConfig:
     return RunConfig(data={"path": "x.csv"}, model=model)
 
 
-def _after(cfg: RunConfig, alphabet: str, median: float) -> tuple[RunConfig, list[str]]:
-    return preset_after_data(cfg, "sequence", 2000, np.array([1000, 1000]), "cpu", "regression", alphabet=alphabet,
+def _after(cfg: RunConfig, alphabet: str, median: float, target: str = "classification"
+           ) -> tuple[RunConfig, list[str]]:
+    return preset_after_data(cfg, "sequence", 2000, np.array([1000, 1000]), "cpu", target, alphabet=alphabet,
                              median_length=median)
 
 
@@ -30,6 +32,21 @@ def test_short_dna_and_rna_get_a_narrow_stem_and_more_dropout_with_the_reason():
         assert cfg.model.params == {"stem_kernel": 5, "dropout": 0.3, "head_dropout": 0.5} == SHORT_NUCLEIC_PARAMS
         reason = f"stem_kernel 5, dropout 0.3, head_dropout 0.5: median {alphabet.upper()} length 21 ≤ 32"
         assert any(w.startswith(reason) for w in why), why
+
+
+def test_short_dna_and_rna_regression_also_gets_the_linear_term():
+    cfg, why = _after(_cfg(), "rna", 21, "regression")
+    assert cfg.model.params == {**SHORT_NUCLEIC_PARAMS, "linear_positions": 32, "linear_kmers": [2, 3]}
+    assert SHORT_REGRESSION_PARAMS == {"linear_positions": 32, "linear_kmers": [2, 3]}
+    assert any("linear_positions 32, linear_kmers [2,3]: median RNA length 21" in w and "ridge solution" in w
+               for w in why), why
+    for target in ("classification", "multilabel"):  # measured on regression only
+        assert "linear_kmers" not in _after(_cfg(), "rna", 21, target)[0].model.params
+    assert "linear_kmers" not in _after(_cfg(), "dna", 60, "regression")[0].model.params
+    assert "linear_kmers" not in _after(_cfg(), "protein", 19, "regression")[0].model.params
+    mine, why = _after(_cfg(params={"linear_kmers": [2]}), "rna", 21, "regression")
+    assert mine.model.params["linear_kmers"] == [2] and mine.model.params["linear_positions"] == 32
+    assert not any("linear_kmers" in w for w in why)
 
 
 def test_the_stem_stays_for_proteins_longer_inputs_other_models_and_what_the_user_set():

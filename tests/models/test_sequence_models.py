@@ -236,3 +236,57 @@ def test_dilated_resnet_position_bins():
     first_bin = torch.arange(2 * 8, 4 * 8, 2)  # flatten(1) of (C, K): channel-major, bin 0 at even offsets
     torch.testing.assert_close(zx[:, first_bin], zy[:, first_bin])
     assert not torch.allclose(zx, zy)
+
+
+# ---- dilated_resnet's linear term ("wide and deep") -------------------------------------------------------------
+def _reference_features(x: torch.Tensor, positions: int, kmers: tuple[int, ...], symbols: int = V - 1) -> torch.Tensor:
+    """Plain-Python features of the linear term: one-hot bases at the first ``positions`` positions, then each
+    k-mer's occurrences per real position, k-mers in lexicographic order of the one-hot channels."""
+    import itertools
+
+    rows = []
+    for seq in x.tolist():
+        real = [t - 1 for t in seq if t != 0]  # channel of each real position
+        pos = [[1.0 if i < len(real) and real[i] == c else 0.0 for i in range(positions)] for c in range(symbols)]
+        row = [v for channel in pos for v in channel]  # (S, P) flattened
+        for k in kmers:
+            windows = [tuple(real[i:i + k]) for i in range(len(real) - k + 1)]
+            row += [windows.count(p) / len(real) for p in itertools.product(range(symbols), repeat=k)]
+        rows.append(row)
+    return torch.tensor(rows)
+
+
+def test_linear_term_features_are_position_one_hot_and_kmer_frequencies():
+    model = build("dilated_resnet", 1, channels=8, blocks=1, linear_positions=30, linear_kmers=[1, 2]).eval()
+    x = make_batch()
+    feats = model.linear_term.features(model.onehot(x), padding_mask(x))
+    assert feats.shape == (B, 30 * (V - 1) + (V - 1) + (V - 1) ** 2) == (B, model.linear_term.linear.in_features)
+    torch.testing.assert_close(feats, _reference_features(x, 30, (1, 2)))
+    three = build("dilated_resnet", 1, channels=8, blocks=1, linear_kmers=[3])
+    torch.testing.assert_close(three.linear_term.features(three.onehot(x), padding_mask(x)),
+                               _reference_features(x, 0, (3,)))
+
+
+def test_linear_term_starts_at_zero_and_keeps_padding_invariance():
+    plain = build("dilated_resnet", 2, channels=8, blocks=1).eval()
+    wide = build("dilated_resnet", 2, channels=8, blocks=1, linear_positions=16, linear_kmers=[2, 3]).eval()
+    x = make_batch()
+    torch.testing.assert_close(wide(x), plain(x))  # same seed, same network; the term adds exactly zero at init
+    with torch.no_grad():
+        wide.linear_term.linear.weight.normal_()
+    assert not torch.allclose(wide(x), plain(x))
+    padded = F.pad(x, (0, 7))
+    torch.testing.assert_close(wide(padded), wide(x))  # padding adds no position, k-mer or length
+    torch.testing.assert_close(wide(onehot(x, V)), wide(x))  # one-hot input (attributions) gives the same output
+    wide.reset_classifier(5)
+    assert wide(x).shape == (B, 5) and wide.linear_term.linear.out_features == 5
+    assert create_model("dilated_resnet", **wide.config).linear_term.linear.out_features == 5
+
+
+def test_linear_term_refuses_more_features_than_it_can_afford():
+    with pytest.raises(ModelError, match=r"linear_kmers=\[6\] give 15,625 linear features.*at most 4,096"):
+        create_model("dilated_resnet", vocab_size=V, num_classes=1, linear_kmers=[6], linear_positions=0)
+    with pytest.raises(ModelError, match=r"model.params.linear_kmers=\[0\]"):
+        create_model("dilated_resnet", vocab_size=V, num_classes=1, linear_kmers=[0])
+    with pytest.raises(ModelError, match="distinct"):
+        create_model("dilated_resnet", vocab_size=V, num_classes=1, linear_kmers=[2, 2])

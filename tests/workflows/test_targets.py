@@ -297,3 +297,23 @@ def test_tune_of_a_regression_run_optimizes_val_spearman(expression_csv, tmp_pat
              model="dilated_resnet", params={"channels": 8, "blocks": 1}, epochs=1, batch_size=32)
     assert r.objective == "val_spearman" and -1 <= r.best_value <= 1
     assert json.loads((r.best_run / "contract.json").read_text())["target_type"] == "regression"
+
+
+def test_short_dna_regression_starts_from_the_ridge_term_and_exports_with_parity(tmp_path):
+    """24-mers: the preset adds the linear term, training starts it at the ridge solution (``stability`` is linear
+    in the bases of the first 20 positions, so one epoch already predicts it), and the bundle exports with parity."""
+    csv = tmp_path / "short.csv"
+    synthetic_expression(400, length=24, seed=3).to_csv(csv, index=False)
+    res = train(data=str(csv), target_cols=["expression", "stability"], out=tmp_path / "short", epochs=1,
+                batch_size=32, params=TINY_MODEL)
+    params = res.predictor.config.model.params
+    assert params["linear_positions"] == 32 and params["linear_kmers"] == [2, 3]
+    choices = json.loads((res.run_dir / "preset.json").read_text())["choices"]
+    assert any("linear_positions 32, linear_kmers [2,3]: median DNA length 24" in c and "ridge" in c
+               for c in choices), choices
+    ridge = json.loads((res.run_dir / "train_summary.json").read_text())["linear_term_ridge"]
+    assert ridge["features"] == 32 * 5 + 25 + 125 and ridge["targets"][1]["train_r2"] > 0.9
+    assert res.metrics["test"]["per_target"]["stability"]["pearson"] > 0.95  # 0.76 without the ridge start
+    r = invoke("export", res.run_dir, "--format", "onnx")
+    assert r.exit_code == 0, r.output
+    assert json.loads((res.run_dir / "model.onnx.parity.json").read_text())["passed"]

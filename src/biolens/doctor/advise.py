@@ -34,6 +34,10 @@ SHORT, MEDIUM, LONG = 100, 1_000, 10_000  # sequence lengths of the decision tre
 SHORT_NUCLEIC = 32
 SHORT_NUCLEIC_PARAMS = {"stem_kernel": 5, "dropout": 0.3, "head_dropout": 0.5}
 SHORT_STEM = SHORT_NUCLEIC_PARAMS["stem_kernel"]
+# short DNA/RNA regression: a linear term of the bases at each of the first 32 positions and the 2- and 3-mer
+# frequencies, started at its ridge solution (training/linear_init). Huesken siRNAs, 5 seeds: test Pearson r
+# 0.637 ± 0.004 → 0.654 ± 0.004; 5-fold OOF r 0.630 / 0.633 → 0.646 / 0.652 (BENCHMARKS.md, 2026-12-02)
+SHORT_REGRESSION_PARAMS = {"linear_positions": SHORT_NUCLEIC, "linear_kmers": [2, 3]}
 # multi-label sequence targets with this many labels: a wider net with more dropout. Measured on MFTP (21 labels,
 # 7,872 peptides), val macro AUC 0.851 → 0.878 with 64 channels (3 seeds); the dropout then raised val absolute true
 # (subset accuracy) 0.520 / 0.558 → 0.534 / 0.571 and val macro AUC by 0.002-0.003 on both seeds (BENCHMARKS.md)
@@ -46,21 +50,27 @@ def _unset_params(preset: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[
     """The params of ``preset`` that ``given`` (the user's own) leaves unset, and how a reason names them
     (``"stem_kernel 5, dropout 0.3"``)."""
     added = {k: v for k, v in preset.items() if k not in given}
-    return added, ", ".join(f"{k} {v:g}" for k, v in added.items())
+    return added, ", ".join(f"{k} {_fmt(v)}" for k, v in added.items())
 
 
-def short_nucleic_params(alphabet: str | None, length: float | None,
-                         given: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+def short_nucleic_params(alphabet: str | None, length: float | None, given: Mapping[str, Any],
+                         target_type: str = "classification") -> tuple[dict[str, Any], str | None]:
     """The ``dilated_resnet`` params that DNA/RNA of this (median) length gets, less those in ``given`` (the user's
-    own), and why; ``({}, None)`` when it keeps the defaults."""
+    own), and why; ``({}, None)`` when it keeps the defaults. Regression targets also get the linear term
+    (``SHORT_REGRESSION_PARAMS``)."""
     if alphabet not in ("dna", "rna") or length is None or length > SHORT_NUCLEIC:
         return {}, None
-    added, what = _unset_params(SHORT_NUCLEIC_PARAMS, given)
+    preset = {**SHORT_NUCLEIC_PARAMS, **(SHORT_REGRESSION_PARAMS if target_type == "regression" else {})}
+    added, what = _unset_params(preset, given)
     if not added:
         return {}, None
-    return added, (f"{what}: median {alphabet.upper()} length {length:g} ≤ {SHORT_NUCLEIC} (the default 15-wide stem "
-                   "would span most of each sequence, and short sequences over-fit within a few epochs at the "
-                   "default dropout)")
+    why = (f"{what}: median {alphabet.upper()} length {length:g} ≤ {SHORT_NUCLEIC} (the default 15-wide stem "
+           "would span most of each sequence, and short sequences over-fit within a few epochs at the default "
+           "dropout)")
+    if any(k in added for k in SHORT_REGRESSION_PARAMS):
+        why += ("; a linear term of the bases by position and the 2-/3-mer frequencies, started at its ridge "
+                "solution, carries the position-specific effects the regularised network under-fits")
+    return added, why
 
 
 @dataclass
@@ -278,7 +288,8 @@ def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.
     no early stopping, which a cosine schedule does not need), and inverse class weights when the classes are 2×
     or more out of balance; sequences get inverse class weights above 3× imbalance, batches of 32 below 1,000
     sequences, DNA/RNA with a median train length of at most 32 ``SHORT_NUCLEIC_PARAMS`` (a 5-wide dilated_resnet
-    stem, dropout 0.3 / 0.5), and multi-label targets with ``MANY_LABELS`` or more labels (``labels``)
+    stem, dropout 0.3 / 0.5; regression also ``SHORT_REGRESSION_PARAMS``, the ridge-started linear term), and
+    multi-label targets with ``MANY_LABELS`` or more labels (``labels``)
     ``MANY_LABEL_PARAMS`` (a 64-channel dilated_resnet, dropout 0.3 / 0.5); multi-label targets train without label
     smoothing. Returns the config with the choices written in and one reason per choice."""
     why: list[str] = []
@@ -317,7 +328,7 @@ def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.
             train_up["batch_size"] = 32
             why.append(f"batch size 32: {n_train} training sequences (more optimizer steps per epoch)")
         default_net = m.name in (None, "dilated_resnet") and not m.weights
-        short, reason = short_nucleic_params(alphabet, median_length, m.params)
+        short, reason = short_nucleic_params(alphabet, median_length, m.params, target_type)
         if reason and default_net:
             model_up["params"] = {**m.params, **short}
             why.append(reason)

@@ -33,6 +33,7 @@ from biolens.tasks import Predictor, Task, codec_for, make_task, write_predictio
 from biolens.training import distributed
 from biolens.doctor.advise import preset_after_data, preset_before_data
 from biolens.training.build import build_loss, build_trainer, configure_batches, preflight, shard, write_summary
+from biolens.training.linear_init import fit_linear_term
 from biolens.training.lr_finder import auto_lr, save_lr_find
 from biolens.training.checklist import pretraining_checklist, save_checklist
 from biolens.training.distill import TeacherBatches, load_teacher
@@ -382,6 +383,9 @@ def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputCon
                                         run_dir=run_dir, device=device, dist=dist, progress=progress, extra=extra,
                                         positive_index=contract.positive_index)
     shard(val_b, cfg.train.batch_size, dist)
+    linear = None
+    if state is None and getattr(model, "linear_term", None) is not None:  # a resumed run has it in its checkpoint
+        linear = fit_linear_term(model, task.batches("train", train=False, device=device), trainer.loss_fn)
     if state is not None:
         trainer.load_state_dict(state)
         log.info("resumed %s at epoch %d, step %d", run_dir, trainer.epoch, trainer.step)
@@ -395,7 +399,7 @@ def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputCon
         raise
     if not dist.is_main:
         return TrainResult(run_dir, {}, history, task.report())
-    write_summary(cfg, trainer, dist, run_dir, resumed=state is not None)
+    write_summary(cfg, trainer, dist, run_dir, resumed=state is not None, linear_term=linear)
 
     load_weights(model, run_dir / "model.safetensors")
     splits = ("val", "test") if cfg.train.evaluate_test else ("val",)
