@@ -23,7 +23,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "biolens"
 
-FOUNDATION = {"_version", "errors", "config", "contract", "findings", "io", "bundle", "devices"}
+FOUNDATION = {"_version", "errors", "config", "contract", "findings", "io", "bundle", "devices", "metric_fns"}
 LAYERS: list[set[str]] = [
     FOUNDATION,
     {"data", "metrics"},

@@ -29,7 +29,6 @@ from sklearn.metrics import (
     balanced_accuracy_score,
     confusion_matrix,
     f1_score,
-    hamming_loss,
     jaccard_score,
     matthews_corrcoef,
     mean_absolute_error,
@@ -42,6 +41,8 @@ from sklearn.metrics import (
 )
 
 from biolens.contract import decide, decide_labels
+from biolens.metric_fns import (complete, defined, f1, hamming, mcc_cells, micro, ovr_auc, ovr_ap,
+                                 per_label, per_label_mean, ratio, two_classes)
 from biolens.errors import ConfigError
 
 Direction = Literal["max", "min"]
@@ -103,59 +104,30 @@ def metric_names(binary: bool | None = None, target_type: str = "classification"
     return [n for n, m in _REGISTRY.items() if binary is None or m.applies(binary)]
 
 
-def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(a, dtype=float) / np.asarray(b, dtype=float)
-
-
-def _mcc_cells(tp, fp, tn, fn):  # noqa: ANN001, ANN202
-    return _ratio(tp * tn - fp * fn, np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
-
-
-def _ovr_auc(y: np.ndarray, probs: np.ndarray) -> float:
-    k = probs.shape[1]
-    if len(np.unique(y)) != k:
-        return float("nan")
-    return roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=list(range(k)))
-
-
-def _ovr_ap(y: np.ndarray, probs: np.ndarray) -> float:
-    k = probs.shape[1]
-    if len(np.unique(y)) != k:
-        return float("nan")
-    return average_precision_score(np.eye(k)[y], probs, average="macro")
-
-
-def _two_classes(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
-    def wrapped(y_pos: np.ndarray, p_pos: np.ndarray) -> float:
-        return fn(y_pos, p_pos) if 0 < int(np.sum(y_pos)) < len(y_pos) else float("nan")
-    return wrapped
-
-
 for _m in (
     Metric("accuracy", "max", "fraction of correct decisions",
-           cells=lambda tp, fp, tn, fn: _ratio(tp + tn, tp + fp + tn + fn),
+           cells=lambda tp, fp, tn, fn: ratio(tp + tn, tp + fp + tn + fn),
            labels=lambda y, p: float(np.mean(y == p))),
     Metric("balanced_accuracy", "max", "mean recall over classes",
-           cells=lambda tp, fp, tn, fn: (_ratio(tp, tp + fn) + _ratio(tn, tn + fp)) / 2,
+           cells=lambda tp, fp, tn, fn: (ratio(tp, tp + fn) + ratio(tn, tn + fp)) / 2,
            labels=lambda y, p: balanced_accuracy_score(y, p) if len(np.unique(y)) > 1 else float("nan")),
-    Metric("mcc", "max", "Matthews correlation coefficient", cells=_mcc_cells, labels=matthews_corrcoef),
+    Metric("mcc", "max", "Matthews correlation coefficient", cells=mcc_cells, labels=matthews_corrcoef),
     Metric("roc_auc", "max", "area under the ROC curve (multi-class: one-vs-rest macro; multi-label: macro over "
-           "labels)", needs_scores=True, scores=_two_classes(roc_auc_score), multi_scores=_ovr_auc,
-           multilabel=lambda y, p, t: _per_label_mean(roc_auc_score, y, p)),
-    Metric("roc_auc_ovr", "max", "one-vs-rest macro ROC AUC (multi-class)", needs_scores=True, multi_scores=_ovr_auc),
+           "labels)", needs_scores=True, scores=two_classes(roc_auc_score), multi_scores=ovr_auc,
+           multilabel=lambda y, p, t: per_label_mean(roc_auc_score, y, p)),
+    Metric("roc_auc_ovr", "max", "one-vs-rest macro ROC AUC (multi-class)", needs_scores=True, multi_scores=ovr_auc),
     Metric("pr_auc", "max", "average precision (multi-class: one-vs-rest macro; multi-label: macro over labels)",
-           needs_scores=True, scores=_two_classes(average_precision_score), multi_scores=_ovr_ap,
-           multilabel=lambda y, p, t: _per_label_mean(average_precision_score, y, p)),
-    Metric("sensitivity", "max", "recall of the positive class", cells=lambda tp, fp, tn, fn: _ratio(tp, tp + fn)),
-    Metric("specificity", "max", "recall of the negative class", cells=lambda tp, fp, tn, fn: _ratio(tn, tn + fp)),
-    Metric("precision", "max", "positive predictive value", cells=lambda tp, fp, tn, fn: _ratio(tp, tp + fp)),
-    Metric("npv", "max", "negative predictive value", cells=lambda tp, fp, tn, fn: _ratio(tn, tn + fn)),
-    Metric("f1", "max", "F1 of the positive class", cells=lambda tp, fp, tn, fn: _ratio(2 * tp, 2 * tp + fp + fn)),
+           needs_scores=True, scores=two_classes(average_precision_score), multi_scores=ovr_ap,
+           multilabel=lambda y, p, t: per_label_mean(average_precision_score, y, p)),
+    Metric("sensitivity", "max", "recall of the positive class", cells=lambda tp, fp, tn, fn: ratio(tp, tp + fn)),
+    Metric("specificity", "max", "recall of the negative class", cells=lambda tp, fp, tn, fn: ratio(tn, tn + fp)),
+    Metric("precision", "max", "positive predictive value", cells=lambda tp, fp, tn, fn: ratio(tp, tp + fp)),
+    Metric("npv", "max", "negative predictive value", cells=lambda tp, fp, tn, fn: ratio(tn, tn + fn)),
+    Metric("f1", "max", "F1 of the positive class", cells=lambda tp, fp, tn, fn: ratio(2 * tp, 2 * tp + fp + fn)),
     Metric("macro_f1", "max", "F1 averaged over classes (multi-label: over labels, at their thresholds)",
            labels=lambda y, p: f1_score(y, p, labels=np.unique(np.concatenate([y, p])), average="macro",
                                         zero_division=0),
-           multilabel=lambda y, p, d: _per_label_mean(_f1, y, d, needs_both=False)),
+           multilabel=lambda y, p, d: per_label_mean(f1, y, d, needs_both=False)),
 ):
     register_metric(_m)
 
@@ -167,81 +139,11 @@ for _m in (
 # metrics use each label's observed rows, example-based ones the fully observed rows.
 
 
-def _defined(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
-    """NaN where a correlation is undefined (fewer than 3 values, or a constant series)."""
-    def wrapped(y: np.ndarray, p: np.ndarray) -> float:
-        if len(y) < 3 or np.ptp(y) == 0 or np.ptp(p) == 0:
-            return float("nan")
-        return float(fn(y, p))
-    return wrapped
-
-
-def _per_label_mean(fn: Callable[..., Any], y: np.ndarray, p: np.ndarray, needs_both: bool = True) -> float:
-    values = per_label(fn, y, p, needs_both)
-    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-
-
-def _f1(y: np.ndarray, d: np.ndarray, **kw: Any) -> Any:
-    return f1_score(y, d, zero_division=0, **kw)
-
-
-def per_label(fn: Callable[..., Any], y: np.ndarray, p: np.ndarray, needs_both: bool = True) -> np.ndarray:
-    """``fn(y_j, p_j)`` for every label ``j`` over its observed rows; NaN where a label has no observed rows (or, with
-    ``needs_both``, only one class). ``fn`` is a scikit-learn metric that takes ``average=None``: with every entry
-    observed it scores all labels in one call on the indicator matrix (what bootstrap CIs repeat a thousand times),
-    the same figures as label by label."""
-    out = np.full(y.shape[1], np.nan)
-    if y.size and not np.isnan(y).any():
-        truth = y > 0.5
-        cols = truth.any(axis=0) & ~truth.all(axis=0) if needs_both else np.ones(y.shape[1], dtype=bool)
-        if cols.sum() >= 2:  # one column would read as a binary (two-class) problem
-            out[cols] = fn(truth[:, cols].astype(np.int8), np.asarray(p[:, cols], dtype=np.float64), average=None)
-            return out
-    for j in range(y.shape[1]):
-        seen = ~np.isnan(y[:, j])
-        yj = y[seen, j] > 0.5
-        if not seen.any() or (needs_both and (yj.all() or not yj.any())):
-            continue
-        out[j] = fn(yj, p[seen, j])
-    return out
-
-
-def _observed(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every observed (sample, label) entry, flattened: (truth as bool, score)."""
-    seen = ~np.isnan(y)
-    return y[seen] > 0.5, p[seen]
-
-
-def _micro(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
-    def wrapped(y: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
-        yt, ps = _observed(y, p)
-        return float(fn(yt, ps)) if 0 < yt.sum() < len(yt) else float("nan")
-    return wrapped
-
-
-def _complete(fn: Callable[..., float], **kw: Any) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
-    """An example-based metric (scikit-learn, label indicator matrices) over the rows with every label observed."""
-    def wrapped(y: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
-        rows = ~np.isnan(y).any(axis=1)
-        if not rows.any():
-            return float("nan")
-        return float(fn((y[rows] > 0.5).astype(int), d[rows].astype(int), **kw))
-    return wrapped
-
-
-def _hamming(y: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
-    """Hamming loss over every observed entry (scikit-learn's, on the flattened entries: the same number)."""
-    seen = ~np.isnan(y)
-    if not seen.any():
-        return float("nan")
-    return float(hamming_loss(y[seen] > 0.5, d[seen]))
-
-
 for _m in (
     Metric("pearson", "max", "Pearson correlation of predicted and observed values (mean over targets)",
-           regression=_defined(lambda y, p: pearsonr(y, p).statistic)),
+           regression=defined(lambda y, p: pearsonr(y, p).statistic)),
     Metric("spearman", "max", "Spearman rank correlation of predicted and observed values (mean over targets)",
-           regression=_defined(lambda y, p: spearmanr(y, p).statistic)),
+           regression=defined(lambda y, p: spearmanr(y, p).statistic)),
     Metric("r2", "max", "coefficient of determination R² (mean over targets)",
            regression=lambda y, p: float(r2_score(y, p)) if len(y) > 1 and np.ptp(y) > 0 else float("nan")),
     Metric("mae", "min", "mean absolute error, in the target's units (mean over targets)",
@@ -249,19 +151,19 @@ for _m in (
     Metric("rmse", "min", "root mean squared error, in the target's units (mean over targets)",
            regression=lambda y, p: float(np.sqrt(mean_squared_error(y, p)))),
     Metric("micro_roc_auc", "max", "multi-label: ROC AUC over every (sample, label) pair",
-           needs_scores=True, multilabel=_micro(roc_auc_score)),
+           needs_scores=True, multilabel=micro(roc_auc_score)),
     Metric("micro_pr_auc", "max", "multi-label: average precision over every (sample, label) pair",
-           needs_scores=True, multilabel=_micro(average_precision_score)),
+           needs_scores=True, multilabel=micro(average_precision_score)),
     Metric("hamming_loss", "min", "multi-label: fraction of wrong label decisions (MFTP's absolute false)",
-           multilabel=_hamming),
+           multilabel=hamming),
     Metric("subset_accuracy", "max", "multi-label: fraction of samples whose whole label set is right (MFTP's "
-           "absolute true)", multilabel=_complete(accuracy_score)),
+           "absolute true)", multilabel=complete(accuracy_score)),
     Metric("aiming", "max", "multi-label: example-based precision |Y ∩ Ŷ| / |Ŷ| averaged over samples",
-           multilabel=_complete(precision_score, average="samples", zero_division=0)),
+           multilabel=complete(precision_score, average="samples", zero_division=0)),
     Metric("coverage", "max", "multi-label: example-based recall |Y ∩ Ŷ| / |Y| averaged over samples",
-           multilabel=_complete(recall_score, average="samples", zero_division=0)),
+           multilabel=complete(recall_score, average="samples", zero_division=0)),
     Metric("example_accuracy", "max", "multi-label: example-based Jaccard |Y ∩ Ŷ| / |Y ∪ Ŷ| averaged over samples",
-           multilabel=_complete(jaccard_score, average="samples", zero_division=0)),
+           multilabel=complete(jaccard_score, average="samples", zero_division=0)),
 ):
     register_metric(_m)
 
@@ -438,7 +340,7 @@ def classification_metrics(
             out[name] = _r(_REGISTRY[name].labels(y_true, y_pred))
         for avg in ("macro", "weighted"):
             ap, ar, af, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg, zero_division=0)
-            out[f"{avg}_precision"], out[f"{avg}_recall"], out[f"{avg}_f1"] = _r(ap), _r(ar), _r(af)
+            out[f"{avg}_precision"], out[f"{avg}_recall"], out[f"{avg}f1"] = _r(ap), _r(ar), _r(af)
         out["per_class"] = {
             name: {"precision": _r(p[i]), "recall": _r(r[i]), "f1": _r(f[i]), "support": int(s[i])}
             for i, name in enumerate(class_names)
@@ -455,7 +357,7 @@ def classification_metrics(
             for name in ("sensitivity", "specificity", "precision", "npv", "f1"):
                 out[name] = _r(float(_REGISTRY[name].cells(tp, fp, tn, fn)))
         elif k > 2:
-            out["roc_auc_ovr"] = _r(_ovr_auc(y_true, probs))
+            out["roc_auc_ovr"] = _r(ovr_auc(y_true, probs))
     return out
 
 

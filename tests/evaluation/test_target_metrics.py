@@ -14,7 +14,8 @@ from biolens.errors import ConfigError
 from biolens.evaluation.multilabel import label_thresholds, multilabel_metrics
 from biolens.evaluation.paired_targets import paired_bootstrap
 from biolens.evaluation.regression import regression_metrics
-from biolens.metrics import check_monitor, compute_target, monitor_direction, per_label, target_metrics
+from biolens.metric_fns import per_label
+from biolens.metrics import check_monitor, compute_target, monitor_direction, target_metrics
 
 def approx(value, abs: float = 1e-6):  # noqa: A002  (metrics.json values are rounded to 6 decimals)
     return pytest.approx(value, abs=abs)

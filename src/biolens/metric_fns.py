@@ -1,0 +1,111 @@
+"""The numeric building blocks of the metric registry (``biolens.metrics``): confusion-matrix ratios, one-vs-rest
+AUCs, and the NaN-aware wrappers that turn a scikit-learn metric into a per-label, micro or example-based
+multi-label metric or a correlation that is NaN where undefined. Nothing here is registered; ``metrics.py``
+names the metrics and says which of these computes each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import average_precision_score, f1_score, hamming_loss, roc_auc_score
+
+
+def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(a, dtype=float) / np.asarray(b, dtype=float)
+
+
+def mcc_cells(tp, fp, tn, fn):  # noqa: ANN001, ANN202
+    return ratio(tp * tn - fp * fn, np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+
+
+def ovr_auc(y: np.ndarray, probs: np.ndarray) -> float:
+    k = probs.shape[1]
+    if len(np.unique(y)) != k:
+        return float("nan")
+    return roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=list(range(k)))
+
+
+def ovr_ap(y: np.ndarray, probs: np.ndarray) -> float:
+    k = probs.shape[1]
+    if len(np.unique(y)) != k:
+        return float("nan")
+    return average_precision_score(np.eye(k)[y], probs, average="macro")
+
+
+def two_classes(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
+    def wrapped(y_pos: np.ndarray, p_pos: np.ndarray) -> float:
+        return fn(y_pos, p_pos) if 0 < int(np.sum(y_pos)) < len(y_pos) else float("nan")
+    return wrapped
+
+
+def defined(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """NaN where a correlation is undefined (fewer than 3 values, or a constant series)."""
+    def wrapped(y: np.ndarray, p: np.ndarray) -> float:
+        if len(y) < 3 or np.ptp(y) == 0 or np.ptp(p) == 0:
+            return float("nan")
+        return float(fn(y, p))
+    return wrapped
+
+
+def per_label_mean(fn: Callable[..., Any], y: np.ndarray, p: np.ndarray, needs_both: bool = True) -> float:
+    values = per_label(fn, y, p, needs_both)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def f1(y: np.ndarray, d: np.ndarray, **kw: Any) -> Any:
+    return f1_score(y, d, zero_division=0, **kw)
+
+
+def per_label(fn: Callable[..., Any], y: np.ndarray, p: np.ndarray, needs_both: bool = True) -> np.ndarray:
+    """``fn(y_j, p_j)`` for every label ``j`` over its observed rows; NaN where a label has no observed rows (or, with
+    ``needs_both``, only one class). ``fn`` is a scikit-learn metric that takes ``average=None``: with every entry
+    observed it scores all labels in one call on the indicator matrix (what bootstrap CIs repeat a thousand times),
+    the same figures as label by label."""
+    out = np.full(y.shape[1], np.nan)
+    if y.size and not np.isnan(y).any():
+        truth = y > 0.5
+        cols = truth.any(axis=0) & ~truth.all(axis=0) if needs_both else np.ones(y.shape[1], dtype=bool)
+        if cols.sum() >= 2:  # one column would read as a binary (two-class) problem
+            out[cols] = fn(truth[:, cols].astype(np.int8), np.asarray(p[:, cols], dtype=np.float64), average=None)
+            return out
+    for j in range(y.shape[1]):
+        seen = ~np.isnan(y[:, j])
+        yj = y[seen, j] > 0.5
+        if not seen.any() or (needs_both and (yj.all() or not yj.any())):
+            continue
+        out[j] = fn(yj, p[seen, j])
+    return out
+
+
+def observed(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every observed (sample, label) entry, flattened: (truth as bool, score)."""
+    seen = ~np.isnan(y)
+    return y[seen] > 0.5, p[seen]
+
+
+def micro(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
+    def wrapped(y: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
+        yt, ps = observed(y, p)
+        return float(fn(yt, ps)) if 0 < yt.sum() < len(yt) else float("nan")
+    return wrapped
+
+
+def complete(fn: Callable[..., float], **kw: Any) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
+    """An example-based metric (scikit-learn, label indicator matrices) over the rows with every label observed."""
+    def wrapped(y: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
+        rows = ~np.isnan(y).any(axis=1)
+        if not rows.any():
+            return float("nan")
+        return float(fn((y[rows] > 0.5).astype(int), d[rows].astype(int), **kw))
+    return wrapped
+
+
+def hamming(y: np.ndarray, p: np.ndarray, d: np.ndarray) -> float:
+    """Hamming loss over every observed entry (scikit-learn's, on the flattened entries: the same number)."""
+    seen = ~np.isnan(y)
+    if not seen.any():
+        return float("nan")
+    return float(hamming_loss(y[seen] > 0.5, d[seen]))
