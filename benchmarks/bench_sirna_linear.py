@@ -125,7 +125,7 @@ def cv_part(csv: Path, df: pd.DataFrame, work: Path, seeds: list[int], grouped: 
         csv = work / "huesken_overlap_groups.csv"
         groups = overlap_groups(list(df["sequence"].str.upper().str[:19]))
         df.assign(overlap_group=[f"g{g}" for g in groups]).to_csv(csv, index=False)
-        variants = {k: v for k, v in VARIANTS.items() if not v[1]}  # the defaults and the network alone
+        variants = {k: v for k, v in VARIANTS.items() if not v[1]}  # those with default training: not ridge-alone
         extra = {"group_col": "overlap_group"}
     rows = []
     for name, (params, options) in variants.items():
@@ -135,10 +135,10 @@ def cv_part(csv: Path, df: pd.DataFrame, work: Path, seeds: list[int], grouped: 
                                  params=params, out=work / f"cv_{len(rows)}", overwrite=True, **options, **extra)
             pred = res.predictor.predict(list(test["sequence"]))
             r = float(pearsonr(pred["pred_activity"].astype(float), test["activity"])[0])
-            row = {"variant": name, "grouped": grouped, "seed": seed, "oof": res.summary["pooled"]["flat"]["pearson"], "test": r,
-                   "seconds": round(time.perf_counter() - start, 1)}
-            print(f"{name}{', overlap-grouped folds' if grouped else ''}, seed {seed}: OOF r {row['oof']:.3f}, 5-fold ensemble test r {r:.3f} "
-                  f"({row['seconds']:.0f} s)", flush=True)
+            row = {"variant": name, "grouped": grouped, "seed": seed, "oof": res.summary["pooled"]["flat"]["pearson"],
+                   "test": r, "seconds": round(time.perf_counter() - start, 1)}
+            print(f"{name}{', overlap-grouped folds' if grouped else ''}, seed {seed}: OOF r {row['oof']:.3f}, "
+                  f"5-fold ensemble test r {r:.3f} ({row['seconds']:.0f} s)", flush=True)
             rows.append(row)
     return rows
 
@@ -155,9 +155,9 @@ def main() -> None:
     csv = Path(args.datasets) / "huesken_sirna" / "derived" / "huesken_sirna.csv"
     df = pd.read_csv(csv)
     out: dict[str, Any] = {"machine": machine(), "seeds": seeds}
-    if "features" in args.parts.split(","):
-        out["features"] = features_part(df, seeds)
     parts = args.parts.split(",")
+    if "features" in parts:
+        out["features"] = features_part(df, seeds)
     for part in ("cv", "cv-grouped"):
         if part in parts:
             with tempfile.TemporaryDirectory() as work:

@@ -292,7 +292,12 @@ class DilatedResNet(SequenceClassifier):
         out = self.forward_head(self.forward_features(x, gc))
         if self.linear_term is None:
             return out
-        return out + self.linear_term(self.onehot(x).to(out.dtype), self.padding_mask(x))
+        return out + self.linear_term(*self.linear_inputs(x))
+
+    def linear_inputs(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """What the linear term reads from ``x``: the one-hot ``(B, V-1, L)`` in the term's dtype and the padding
+        mask ``(B, L)`` (the ridge start computes its features from the same)."""
+        return self.onehot(x).to(self.linear_term.linear.weight.dtype), self.padding_mask(x)
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)

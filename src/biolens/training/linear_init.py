@@ -35,8 +35,7 @@ def _collect(model: nn.Module, term: LinearTerm, batches: Any) -> tuple[np.ndarr
     xs, ys = [], []
     with torch.no_grad():
         for batch in batches:
-            x = batch["x"]
-            feats = term.features(model.onehot(x).to(term.linear.weight.dtype), model.padding_mask(x))
+            feats = term.features(*model.linear_inputs(batch["x"]))
             xs.append(feats.double().cpu().numpy())
             ys.append(batch["y"].double().cpu().numpy().reshape(len(feats), -1))
     return np.concatenate(xs), np.concatenate(ys)
