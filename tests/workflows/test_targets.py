@@ -317,3 +317,8 @@ def test_short_dna_regression_starts_from_the_ridge_term_and_exports_with_parity
     r = invoke("export", res.run_dir, "--format", "onnx")
     assert r.exit_code == 0, r.output
     assert json.loads((res.run_dir / "model.onnx.parity.json").read_text())["passed"]
+    for bad, says in (("[2,2]", "the k-mer lengths distinct"), ("[6]", "linear features for 5 symbols (at most 4,096)")):
+        r = invoke("train", "--data", csv, "--target-col", "expression", "--out", tmp_path / "bad", "--epochs", 1,
+                   "--set", f"model.params.linear_kmers={bad}", "-q")
+        assert r.exit_code == 2 and says in r.output and len(r.output.strip().splitlines()) == 1, r.output
+        assert not (tmp_path / "bad").exists()  # refused before any run folder

@@ -134,13 +134,13 @@ class LinearTerm(nn.Module):
         self.positions = int(positions)
         self.kmers = tuple(int(k) for k in kmers)
         if self.positions < 0 or any(k < 1 for k in self.kmers) or len(set(self.kmers)) != len(self.kmers):
-            raise ModelError(f"linear_positions must be >= 0 and linear_kmers distinct positive integers; got "
-                             f"{self.positions} and {list(self.kmers)}")
+            raise ModelError(f"model.params.linear_positions={self.positions}, linear_kmers={list(self.kmers)}: "
+                             "positions must be >= 0 and the k-mer lengths distinct positive integers")
         n = self.positions * symbols + sum(symbols**k for k in self.kmers)
         if n > MAX_LINEAR_FEATURES:
-            raise ModelError(f"linear_positions={self.positions} and linear_kmers={list(self.kmers)} give {n:,} linear "
-                             f"features for {symbols} symbols (at most {MAX_LINEAR_FEATURES:,}); use fewer positions "
-                             "or shorter k-mers")
+            raise ModelError(f"model.params.linear_positions={self.positions} and linear_kmers={list(self.kmers)} "
+                             f"give {n:,} linear features for {symbols} symbols (at most {MAX_LINEAR_FEATURES:,}); "
+                             "use fewer positions or shorter k-mers")
         for k in self.kmers:
             patterns = torch.tensor(list(itertools.product(range(symbols), repeat=k)))  # (S^k, k)
             bank = F.one_hot(patterns, symbols).transpose(1, 2).float()  # (S^k, S, k)
