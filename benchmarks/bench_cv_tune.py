@@ -6,8 +6,9 @@ For every data set (bundled ones; their own fixed or seeded test split) it train
 - ``single``: one default run;
 - ``tta``: the default run with ``train.tta`` (reverse complement for DNA, mirror for images; protein: none);
 - ``ema``: the default run with ``train.ema=0.999``;
-- ``cv``: ``biolens cv --folds K`` and the ensemble of its fold models, scored on the test split afterwards (and
-  ``member_mean``: each fold model alone on that split, averaged);
+- ``cv``: ``biolens cv --folds K`` and its ensemble (of the refit members; ``--no-refit``: of the fold models),
+  scored on the test split afterwards (and ``member_mean``: each member alone on that split, averaged; with refit
+  also ``cv_fold_models``: the ensemble of the fold models themselves, from the same cv folder);
 - ``tune``: ``biolens tune --trials N --top-k 1`` (val only), the best configuration retrained and scored on test; and
   ``tune_top3``: the ensemble of the study's three best trial runs (what ``--top-k 3`` builds), scored on test.
 
@@ -64,7 +65,7 @@ PARTS = ("tta", "ema", "cv", "tune")
 
 
 def run_dataset(name: str, root: Path, folds: int, trials: int, epochs: int | None,
-                parts: tuple[str, ...] = PARTS, seed: int = 0) -> dict[str, Any]:
+                parts: tuple[str, ...] = PARTS, seed: int = 0, refit: bool = True) -> dict[str, Any]:
     short = name.split(":")[-1]
     extra: dict[str, Any] = {"train": {"seed": seed, **({} if epochs is None else {"epochs": epochs})}}
     row: dict[str, Any] = {"data": name, "seed": seed}
@@ -83,23 +84,30 @@ def run_dataset(name: str, root: Path, folds: int, trials: int, epochs: int | No
         row["ema"] = {**headline(res.metrics["test"]), "seconds": s}
         print(f"{short}: ema {row['ema']}", flush=True)
     if "cv" in parts:
-        row["cv"] = _cv(name, short, root, folds, extra)
+        row["cv"] = _cv(name, short, root, folds, extra, refit)
     if "tune" in parts:
         row.update(_tune(name, short, root, trials, extra))
     base = row["single"]
-    for k in ("tta", "ema", "cv", "tune", "tune_top3"):
+    if "cv_fold_models" in row.get("cv", {}):
+        row["cv_fold_models"] = row["cv"].pop("cv_fold_models")
+    for k in ("tta", "ema", "cv", "cv_fold_models", "tune", "tune_top3"):
         if k in row:
             row[k]["delta"] = {m: (round(row[k][m] - base[m], 4) if row[k][m] is not None and base[m] is not None
                                    else None) for m in ("accuracy", "roc_auc")}
     return row
 
 
-def _cv(name: str, short: str, root: Path, folds: int, extra: dict[str, Any]) -> dict[str, Any]:
-    cv, s = timed(cross_validate, data=name, folds=folds, out=root / f"{short}-cv", overwrite=True, **extra)
+def _cv(name: str, short: str, root: Path, folds: int, extra: dict[str, Any], refit: bool = True) -> dict[str, Any]:
+    cv, s = timed(cross_validate, data=name, folds=folds, out=root / f"{short}-cv", overwrite=True, refit=refit,
+                  **extra)
     ens = evaluate_ensemble(cv.out)
-    row = {**headline(ens["test"]), "seconds": s, "folds": folds,
+    row = {**headline(ens["test"]), "seconds": s, "folds": folds, "refit": refit,
            "fold_mean_sd": {m: v for m, v in cv.summary["mean_sd"].items() if m in ("accuracy", "roc_auc")},
-           "oof": headline(cv.summary["pooled"]["flat"]), "member_mean": _member_mean(cv.out, cv.fold_runs)}
+           "oof": headline(cv.summary["pooled"]["flat"]), "member_mean": _member_mean(cv.out, cv.members)}
+    if refit:  # the fold models' own ensemble, from the same folder: what the refit adds
+        plain = build_ensemble(cv.fold_runs, root / f"{short}-cv-fold-models", overwrite=True)
+        row["cv_fold_models"] = {**headline(evaluate_ensemble(plain)["test"]),
+                                 "member_mean": _member_mean(plain, cv.fold_runs)}
     print(f"{short}: cv {row}", flush=True)
     return row
 
@@ -149,6 +157,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS,
                     help="what to compare with the single run (default: all)")
+    ap.add_argument("--no-refit", dest="refit", action="store_false", help="cv: the ensemble of the fold models")
     args = ap.parse_args()
     quiet()
     logging.getLogger("optuna").setLevel(logging.WARNING)
@@ -157,10 +166,10 @@ def main() -> None:
     payload: dict[str, Any] = {"machine": machine(), "folds": args.folds, "trials": args.trials, "rows": []}
     for name in args.datasets:
         payload["rows"].append(run_dataset(name, root, args.folds, args.trials, args.epochs, tuple(args.parts),
-                                           args.seed))
+                                           args.seed, args.refit))
         write(args.json, payload)
-    print(f"{'data':26s} {'single acc/auc':>16s} {'cv ens':>16s} {'tune':>16s} {'tune top-3':>16s} {'tta':>16s} "
-          f"{'ema':>16s}")
+    shown = ("single", "cv", "cv_fold_models", "tune", "tune_top3", "tta", "ema")
+    print(f"{'data':26s} " + " ".join(f"{k:>16s}" for k in shown))
     for r in payload["rows"]:
         def cell(k: str) -> str:
             v = r.get(k)
@@ -168,7 +177,7 @@ def main() -> None:
                 return f"{'-':>16s}"
             auc = v["roc_auc"]
             return f"{v['accuracy']:.4f}/{auc:.4f}".rjust(16) if auc is not None else f"{v['accuracy']:.4f}/-".rjust(16)
-        print(f"{r['data']:26s} " + " ".join(cell(k) for k in ("single", "cv", "tune", "tune_top3", "tta", "ema")))
+        print(f"{r['data']:26s} " + " ".join(cell(k) for k in shown))
 
 
 if __name__ == "__main__":

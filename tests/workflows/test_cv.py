@@ -79,16 +79,44 @@ def test_grouped_cv_keeps_groups_in_one_fold_and_never_reads_test(cv_run):
     assert (out / "plots" / "roc.png").is_file()
 
 
-def test_cv_ensemble_is_the_mean_of_the_fold_models(cv_run):
+def test_refit_members_train_on_all_other_folds_and_early_stop_on_half_of_their_own(cv_run):
+    _, data, result = cv_run
+    out = result.out
+    folds = pd.read_csv(out / "folds.tsv", sep="\t", dtype={"id": str})
+    patient = dict(zip(*pd.read_csv(data)[["id", "patient"]].to_numpy().T))
+    assert result.members == [out / "folds" / f"fold_{k}_refit" for k in range(1, 4)]
+    for k in range(1, 4):
+        assignment = pd.read_csv(out / "folds" / f"fold_{k}_refit.tsv", sep="\t", dtype={"id": str})
+        fold_ids = set(folds.loc[folds["fold"] == k - 1, "id"])
+        by_split = {s: set(assignment.loc[assignment["split"] == s, "id"]) for s in ("train", "val", "test")}
+        assert by_split["train"] == set(folds["id"]) - fold_ids  # every other fold, its inner val share included
+        assert by_split["val"] | by_split["test"] == fold_ids and by_split["val"] and by_split["test"]
+        assert abs(len(by_split["val"]) - len(by_split["test"])) <= 0.3 * len(fold_ids)
+        assert not {patient[i] for i in by_split["val"]} & {patient[i] for i in by_split["test"]}  # groups whole
+        metrics = json.loads((out / "folds" / f"fold_{k}_refit" / "metrics.json").read_text())
+        assert metrics["test"]["n"] == len(by_split["test"])
+        assert yaml.safe_load((out / "folds" / f"fold_{k}_refit" / "config.yaml").read_text())["train"]["seed"] == k - 1
+    summary = json.loads((out / "cv.json").read_text())
+    halves = [f["accuracy"] for f in summary["refit"]["held_out_half"]]
+    assert summary["refit"]["mean_sd"]["accuracy"]["mean"] == pytest.approx(np.mean(halves), abs=1e-4)
+    oof = pd.read_csv(out / "oof_predictions.csv", dtype={"id": str})  # the OOF estimate stays the fold models'
+    first = pd.read_csv(out / "folds" / "fold_1" / "predictions.csv", dtype={"id": str})
+    np.testing.assert_allclose(oof.loc[oof["fold"] == 1].filter(like="p_").to_numpy(),
+                               first.filter(like="p_").to_numpy(), atol=1e-6)
+
+
+def test_cv_ensemble_is_the_mean_of_the_refit_members(cv_run):
     _, data, result = cv_run
     ens = Predictor.load(result.out)
     assert ens.config.model.name == "ensemble" and ens.config.data.split.assignment is None
     got = ens.read(str(data))
-    members = [Predictor.load(r) for r in result.fold_runs]
+    members = [Predictor.load(r) for r in result.members]
     mean = np.mean([m.predict_proba(got.encoded) for m in members], axis=0)
     np.testing.assert_allclose(ens.predict_proba(got.encoded), mean, atol=1e-6)
+    folds_only = np.mean([Predictor.load(r).predict_proba(got.encoded) for r in result.fold_runs], axis=0)
+    assert np.abs(ens.predict_proba(got.encoded) - folds_only).max() > 1e-3  # not the fold models' ensemble
     info = json.loads((result.out / "ensemble.json").read_text())
-    assert info["networks"] == 3 and info["cv"]["folds"] == 3
+    assert info["networks"] == 3 and info["cv"]["folds"] == 3 and info["cv"]["refit"] is True
 
 
 @pytest.mark.slow
@@ -97,16 +125,19 @@ def test_killed_cv_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "cv"
     kwargs = dict(data=str(data), folds=3, out=out, group_col="patient", **{**FAST, "epochs": 3})
     kill_when(lambda: cross_validate(**kwargs), out / "folds" / "fold_2" / "checkpoints" / "last.pt", timeout=300)
-    assert (out / "folds" / "fold_1" / "manifest.json").is_file(), "fold 1 must have finished before the kill"
-    assert not (out / "folds" / "fold_3").exists()
-    fold1 = (out / "folds" / "fold_1" / "model.safetensors").stat().st_mtime_ns
+    for done in ("fold_1", "fold_1_refit"):
+        assert (out / "folds" / done / "manifest.json").is_file(), f"{done} must have finished before the kill"
+    assert not (out / "folds" / "fold_3").exists() and not (out / "folds" / "fold_2_refit").exists()
+    kept = {r: (out / "folds" / r / "model.safetensors").stat().st_mtime_ns for r in ("fold_1", "fold_1_refit")}
 
     result = cross_validate(resume=out)
-    assert (out / "folds" / "fold_1" / "model.safetensors").stat().st_mtime_ns == fold1  # kept, not retrained
+    for r, mtime in kept.items():  # kept, not retrained
+        assert (out / "folds" / r / "model.safetensors").stat().st_mtime_ns == mtime
     history = json.loads((out / "folds" / "fold_2" / "history.json").read_text())
     assert len(history) == 3  # the interrupted fold finished its epochs
     summary = json.loads((out / "cv.json").read_text())
     assert len(summary["folds"]) == 3 and len(result.oof) == json.loads((out / "cv_plan.json").read_text())["pool"]
+    assert len(summary["refit"]["held_out_half"]) == 3 and len(result.members) == 3
     assert Predictor.load(out).predict(["ACGT" * 10]).shape[0] == 1
 
 

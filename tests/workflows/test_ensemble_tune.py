@@ -198,11 +198,13 @@ def test_cli_cv_ensemble_tune_end_to_end(tmp_path):
     res = runner.invoke(app, ["cv", "--folds", "2", "--out", str(tmp_path / "cv"), *common])
     assert res.exit_code == 0, res.output
     assert "mean ± sd over folds" in res.output and (tmp_path / "cv" / "cv.json").is_file()
+    assert "refit members on the half of their fold" in res.output and "ensemble of the 2 refit fold models" in res.output
     res = runner.invoke(app, ["predict", str(tmp_path / "cv"), str(data), "--out",
                               str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(tmp_path / "p.csv")) == 160
     folds = sorted(p for p in (tmp_path / "cv" / "folds").iterdir() if p.is_dir())
+    assert [p.name for p in folds] == ["fold_1", "fold_1_refit", "fold_2", "fold_2_refit"]
     res = runner.invoke(app, ["ensemble", *map(str, folds), "--out", str(tmp_path / "ens"), "-q"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["ensemble", str(folds[0]), "--out", str(tmp_path / "one"), "-q"])

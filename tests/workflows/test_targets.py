@@ -272,8 +272,10 @@ def test_cv_of_regression_and_multilabel_runs_ensembles_in_the_users_units(expre
     data = expression_csv if which == "expression" else peptides_csv
     targets = ["expression", "stability"] if which == "expression" else ["labels"]
     result = cross_validate(data=str(data), target_cols=targets, folds=2, out=tmp_path / "cv", model="dilated_resnet",
-                            params={"channels": 8, "blocks": 1}, epochs=1, batch_size=32)
+                            params={"channels": 8, "blocks": 1}, epochs=1, batch_size=32, refit=False)
+    assert result.members == result.fold_runs and not list((tmp_path / "cv" / "folds").glob("*_refit*"))
     summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert "refit" not in summary and summary["plan"]["refit"] is False
     values = [f[metric] for f in summary["folds"]]
     assert summary["mean_sd"][metric]["mean"] == pytest.approx(np.mean(values), abs=1e-4)
     assert metric in summary["pooled"]["flat"]

@@ -18,6 +18,9 @@ from biolens.cli.train import config_from_options, share_options, train
 def cv(
     config: Path = typer.Argument(None, help="YAML config (data/model/train sections); flags override it"),
     folds: int = typer.Option(5, help="number of folds"),
+    refit: bool = typer.Option(True, help="the ensemble's members are refits of each fold on all the other folds "
+                               "(twice the training; the OOF estimate stays the fold models'); --no-refit: the fold "
+                               "models themselves"),
     resume: Path = typer.Option(None, help="continue an interrupted cross-validation folder"),
     overwrite: bool = typer.Option(False, help="replace an existing cv folder"),
     force: bool = typer.Option(False, "--force", help="train even if a pre-training check fails"),
@@ -33,7 +36,7 @@ def cv(
         result = cross_validate(resume=resume, progress=not quiet, force=force)
     else:
         cfg = config_from_options(config, options)
-        result = cross_validate(cfg, folds=folds, overwrite=overwrite, progress=not quiet, force=force)
+        result = cross_validate(cfg, folds=folds, overwrite=overwrite, progress=not quiet, force=force, refit=refit)
     s = result.summary
     shown = list(s["mean_sd"])[:4]  # the headline metrics of the run's target type, as cv.json orders them
     for row in s["folds"]:
@@ -42,7 +45,12 @@ def cv(
     console.print("mean ± sd over folds: " + "  ".join(f"{m} {s['mean_sd'][m]['mean']:.4f} ± "
                                                      f"{s['mean_sd'][m]['sd']:.4f}" for m in shown))
     print_metrics(s["pooled"]["metrics"], title=f"pooled out-of-fold predictions (n {s['pooled']['n']})")
-    console.print(f"ensemble of the {len(result.fold_runs)} fold models: {result.out}  (evaluate it on the held-out "
+    if "refit" in s:
+        console.print("refit members on the half of their fold they did not early-stop on: " + "  ".join(
+            f"{m} {s['refit']['mean_sd'][m]['mean']:.4f} ± {s['refit']['mean_sd'][m]['sd']:.4f}"
+            for m in shown if m in s["refit"]["mean_sd"]))
+    what = "refit fold models" if "refit" in s else "fold models"
+    console.print(f"ensemble of the {len(result.members)} {what}: {result.out}  (evaluate it on the held-out "
                   f"test split: biolens evaluate {result.out})")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,11 +36,11 @@ from biolens.training.linear_init import fit_linear_term
 from biolens.training.lr_finder import auto_lr, save_lr_find
 from biolens.training.checklist import pretraining_checklist, save_checklist
 from biolens.training.distill import TeacherBatches, load_teacher
-from biolens.training.state import load_checkpoint
 from biolens.training.tracking import finish_tracking
 from biolens.training.trainer import Callback, TrainingError
 from biolens.workflows.distill import distillation_summary
 from biolens.workflows.inputs import Staged, is_in_memory, stage
+from biolens.workflows.resume import input_files, resume_state, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -208,26 +207,6 @@ def train(
             staged.discard()  # moved into the run on success; removed when training failed
 
 
-def input_files(data: DataConfig) -> list[Path]:
-    """Every existing file the data section reads (``LABEL=FILE`` entries included): what ``overwrite`` must keep."""
-    items = [data.path] if isinstance(data.path, str) else list(data.path)
-    items += [v for v in (data.val, data.test, data.labels) if v]
-    items += [v for name in ("intervals", "genome", "blacklist") for v in _as_list(getattr(data, name, None))]
-    out = []
-    for item in items:
-        for candidate in (item, item.partition("=")[2]):
-            if candidate and Path(candidate).exists():
-                out.append(Path(candidate))
-                break
-    return out
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
-
-
 def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progress: bool, overwrite: bool,
            callbacks: list[Callback] | None, force: bool) -> TrainResult:
     if cfg.model.name == "ensemble":
@@ -274,7 +253,7 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
                               "data.augment.reverse_complement; images: a flipping data.image.augment preset); turn "
                               "train.tta off or the augmentation on")
     teacher = load_teacher(cfg.model.teacher, contract, device) if cfg.model.teacher else None
-    state = _resume_state(resume, cfg, device) if resume is not None else None
+    state = resume_state(resume, cfg, device) if resume is not None else None
     if resume is not None and not os.access(resume, os.W_OK | os.X_OK):
         raise ConfigError(f"resume {resume}: the run folder is read-only; make it writable to continue training")
     preflight(cfg, model, task.size("train"), task.labels("train"), len(contract.class_names), dist)
@@ -301,7 +280,7 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
         return _train_into(cfg, task, model, contract, run_dir, device, progress, callbacks or [], dist, state,
                            teacher=teacher)
     except Exception as e:
-        note = _set_aside(run_dir) if dist.is_main and resume is None else None
+        note = set_aside(run_dir) if dist.is_main and resume is None else None
         if note is not None and isinstance(e, BiolensError):
             raise type(e)(f"{e}; {note}") from None
         raise
@@ -323,41 +302,6 @@ def preset_for(cfg: RunConfig, task: Task, device_type: str) -> tuple[RunConfig,
 def class_counts(task: Task) -> np.ndarray:
     y = np.asarray(task.labels("train"))
     return np.bincount(y.astype(np.int64)) if y.ndim == 1 and y.dtype.kind in "iu" else np.zeros(0)
-
-
-def _set_aside(run_dir: Path) -> str | None:
-    """After a failed training: remove the run folder it created, or, when it holds a checkpoint worth resuming,
-    move it aside to ``RUN.failed`` (``RUN.failed-2``…) so that ``RUN`` never looks like a finished run."""
-    if not run_dir.is_dir():
-        return None
-    if not (run_dir / "checkpoints" / "last.pt").is_file():
-        shutil.rmtree(run_dir, ignore_errors=True)
-        return f"nothing was kept ({run_dir} removed)"
-    target, k = run_dir.with_name(run_dir.name + ".failed"), 1
-    while target.exists():
-        k += 1
-        target = run_dir.with_name(f"{run_dir.name}.failed-{k}")
-    os.replace(run_dir, target)
-    return f"the unfinished run was moved to {target} (resume it with resume={target})"
-
-
-def _resume_state(run: Path, cfg: RunConfig, device: torch.device) -> dict[str, Any]:
-    """The checkpoint to resume from, after checking the data and model match the run's own."""
-    saved = load_config(run / "config.yaml")
-    for section in ("data", "model"):
-        if getattr(saved, section) != getattr(cfg, section):
-            raise ConfigError(f"resume {run}: the {section} section differs from {run}/config.yaml; resume "
-                              f"with the run's own {section} (only train options such as train.epochs may change)")
-    may_change = {"epochs", "early_stopping_patience", "device", "tensorboard", "checkpoint_every", "compile",
-                  "tensorboard_histograms", "mlflow", "mlflow_experiment"}
-    if saved.train.schedule in ("cosine", "warmup_cosine", "onecycle"):
-        may_change.discard("epochs")  # these schedules are laid out over the whole run at the start
-    old, new = saved.train.model_dump(), cfg.train.model_dump()
-    changed = [k for k in new if new[k] != old.get(k) and k not in may_change]
-    if changed:
-        raise ConfigError(f"resume {run}: train.{changed[0]} differs from {run}/config.yaml ({old.get(changed[0])!r}); "
-                          f"an exact resume keeps it (changeable: {', '.join(sorted(may_change))})")
-    return load_checkpoint(run / "checkpoints" / "last.pt", map_location=device)
 
 
 def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputContract, run_dir: Path,
