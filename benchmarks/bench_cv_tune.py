@@ -84,12 +84,10 @@ def run_dataset(name: str, root: Path, folds: int, trials: int, epochs: int | No
         row["ema"] = {**headline(res.metrics["test"]), "seconds": s}
         print(f"{short}: ema {row['ema']}", flush=True)
     if "cv" in parts:
-        row["cv"] = _cv(name, short, root, folds, extra, refit)
+        row.update(_cv(name, short, root, folds, extra, refit))
     if "tune" in parts:
         row.update(_tune(name, short, root, trials, extra))
     base = row["single"]
-    if "cv_fold_models" in row.get("cv", {}):
-        row["cv_fold_models"] = row["cv"].pop("cv_fold_models")
     for k in ("tta", "ema", "cv", "cv_fold_models", "tune", "tune_top3"):
         if k in row:
             row[k]["delta"] = {m: (round(row[k][m] - base[m], 4) if row[k][m] is not None and base[m] is not None
@@ -97,19 +95,22 @@ def run_dataset(name: str, root: Path, folds: int, trials: int, epochs: int | No
     return row
 
 
-def _cv(name: str, short: str, root: Path, folds: int, extra: dict[str, Any], refit: bool = True) -> dict[str, Any]:
+def _cv(name: str, short: str, root: Path, folds: int, extra: dict[str, Any],
+        refit: bool = True) -> dict[str, dict[str, Any]]:
     cv, s = timed(cross_validate, data=name, folds=folds, out=root / f"{short}-cv", overwrite=True, refit=refit,
                   **extra)
     ens = evaluate_ensemble(cv.out)
     row = {**headline(ens["test"]), "seconds": s, "folds": folds, "refit": refit,
            "fold_mean_sd": {m: v for m, v in cv.summary["mean_sd"].items() if m in ("accuracy", "roc_auc")},
            "oof": headline(cv.summary["pooled"]["flat"]), "member_mean": _member_mean(cv.out, cv.members)}
+    print(f"{short}: cv {row}", flush=True)
+    rows = {"cv": row}
     if refit:  # the fold models' own ensemble, from the same folder: what the refit adds
         plain = build_ensemble(cv.fold_runs, root / f"{short}-cv-fold-models", overwrite=True)
-        row["cv_fold_models"] = {**headline(evaluate_ensemble(plain)["test"]),
-                                 "member_mean": _member_mean(plain, cv.fold_runs)}
-    print(f"{short}: cv {row}", flush=True)
-    return row
+        rows["cv_fold_models"] = {**headline(evaluate_ensemble(plain)["test"]),
+                                  "member_mean": _member_mean(plain, cv.fold_runs)}
+        print(f"{short}: cv fold-model ensemble {rows['cv_fold_models']}", flush=True)
+    return rows
 
 
 def _member_mean(ensemble: Path, fold_runs: list[Path]) -> dict[str, float | None]:

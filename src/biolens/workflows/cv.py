@@ -119,22 +119,24 @@ def cross_validate(config: RunConfig | dict | str | Path | None = None, *, data:
         _write_plan(out, plan)
     # a plan written before folds had their own seeds trains every fold with train.seed, as it began
     seeds = plan.get("fold_seeds") or [cfg.train.seed] * folds
-    fold_runs, members = [], []
+    refit = bool(plan.get("refit"))  # a plan written before refit existed has none
+    fold_runs, refits = [], []
     for k in range(folds):
         fold_runs.append(_run_fold(out, cfg, f"fold_{k + 1}", f"fold {k + 1} of {folds}", seeds[k],
                                    progress=progress, force=force))
-        if plan.get("refit"):  # a plan written before refit existed has none
-            members.append(_run_fold(out, cfg, f"fold_{k + 1}_refit", f"fold {k + 1} of {folds}, refit on the "
-                                     "other folds", seeds[k], progress=progress, force=force))
-    members = members or fold_runs
-    oof, summary = _summarize(out, fold_runs, plan, members if plan.get("refit") else None)
-    write_ensemble(members, out, extra={"cv": {"folds": folds, "seed": plan["seed"], "refit": bool(plan.get("refit")),
+        if refit:
+            refits.append(_run_fold(out, cfg, f"fold_{k + 1}_refit", f"fold {k + 1} of {folds}, refit on the "
+                                    "other folds", seeds[k], progress=progress, force=force))
+    members = refits if refit else fold_runs
+    oof, summary = _summarize(out, fold_runs, plan, refits)
+    write_ensemble(members, out, extra={"cv": {"folds": folds, "seed": plan["seed"], "refit": refit,
                                                "oof": summary["pooled"]["metrics"]}},
                    fingerprint=plan.get("fingerprint"))
     write_json(out / "metrics.json", {"oof": summary["pooled"]["flat"]})
     refresh_manifest(out)
-    log.info("cross-validation done: %s; the ensemble of the %d fold models is %s (evaluate it on the held-out test "
-             "split with: biolens evaluate %s)", _headline(summary), folds, out, out)
+    log.info("cross-validation done: %s; the ensemble of the %d %s is %s (evaluate it on the held-out test split "
+             "with: biolens evaluate %s)", _headline(summary), folds, "refit members" if refit else "fold models",
+             out, out)
     return CVResult(out, fold_runs, oof, summary, members)
 
 
@@ -244,9 +246,9 @@ def _run_fold(out: Path, cfg: RunConfig, name: str, what: str, seed: int, *, pro
 
 
 def _summarize(out: Path, fold_runs: list[Path], plan: dict[str, Any],
-               refits: list[Path] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """OOF predictions, per-fold metrics, mean ± sd and pooled OOF metrics with bootstrap CIs; with ``refits``, each
-    refit member's metrics on the half of its fold it did not early-stop on."""
+               refits: list[Path]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """OOF predictions, per-fold metrics, mean ± sd and pooled OOF metrics with bootstrap CIs; with ``refits`` (none
+    without refit), each refit member's metrics on the half of its fold it did not early-stop on."""
     contract = InputContract.load(fold_runs[0] / "contract.json")
     kind = contract.target_type
     parts = []

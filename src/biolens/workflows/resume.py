@@ -35,7 +35,6 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
-
 def set_aside(run_dir: Path) -> str | None:
     """After a failed training: remove the run folder it created, or, when it holds a checkpoint worth resuming,
     move it aside to ``RUN.failed`` (``RUN.failed-2``…) so that ``RUN`` never looks like a finished run."""
