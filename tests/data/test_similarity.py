@@ -10,7 +10,7 @@ from biolens.data.encoding import encode
 from biolens.data.images.phash import dhash, near_matches
 from biolens.data.prepare import prepare_sequences
 from biolens.data.similarity import identity_to_jaccard, merge_groups, minhash, similar_pairs, similarity_groups
-from biolens.data.splits import grouped_folds, read_assignment, write_assignment
+from biolens.data.splits import grouped_folds, inner_val, read_assignment, write_assignment
 from biolens.errors import DataError
 from tests.conftest import write_csv
 
@@ -138,3 +138,12 @@ def test_perceptual_hash_finds_near_copies():
     assert (near_matches(hb, h)).all()
     others = rng.integers(0, 255, (20, 1, 32, 32), dtype=np.uint8)
     assert near_matches(dhash(others), h).sum() <= 1
+
+
+def test_inner_val_with_a_rare_class_holds_out_one_record_of_it_per_part():
+    labels = np.array(["a"] * 40 + ["b"] * 4)
+    groups = np.arange(44)
+    val = inner_val(labels, groups, 0.1, seed=0)  # 10 parts would need 10 'b' records: 4 parts instead
+    assert (labels[val] == "b").sum() == 1 and 8 <= (labels[val] == "a").sum() <= 12
+    plain = inner_val(np.array(["a", "b"] * 50), np.arange(100), 0.1, seed=0)
+    assert plain.sum() == 10

@@ -9,11 +9,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from biolens.tasks import Predictor, make_task
+from biolens.data.splits import write_assignment
 from biolens.doctor.advise import SHORT_STEM
+from biolens.errors import ConfigError
+from biolens.tasks import Predictor, make_task
 from biolens.workflows.cv import _make_plan, cross_validate
-from biolens.workflows.train import build_config
-from tests.conftest import TINY_MODEL, kill_when, planted_dna, write_csv
+from biolens.workflows.evaluate import EvalOptions, evaluate_run
+from biolens.workflows.train import build_config, train
+from tests.conftest import TINY_IMAGE, TINY_MODEL, kill_when, planted_dna, write_csv
+from tests.image_helpers import image_folder
 
 FAST = {"model": "dilated_resnet", "params": TINY_MODEL, "epochs": 2, "batch_size": 32, "lr": 3e-3}
 
@@ -79,7 +83,7 @@ def test_grouped_cv_keeps_groups_in_one_fold_and_never_reads_test(cv_run):
     assert (out / "plots" / "roc.png").is_file()
 
 
-def test_refit_members_train_on_all_other_folds_and_early_stop_on_half_of_their_own(cv_run):
+def test_refit_members_train_on_all_but_half_of_their_fold_and_never_see_test(cv_run):
     _, data, result = cv_run
     out = result.out
     folds = pd.read_csv(out / "folds.tsv", sep="\t", dtype={"id": str})
@@ -87,18 +91,22 @@ def test_refit_members_train_on_all_other_folds_and_early_stop_on_half_of_their_
     assert result.members == [out / "folds" / f"fold_{k}_refit" for k in range(1, 4)]
     for k in range(1, 4):
         assignment = pd.read_csv(out / "folds" / f"fold_{k}_refit.tsv", sep="\t", dtype={"id": str})
+        assert set(assignment["id"]) == set(folds["id"]) and set(assignment["split"]) == {"train", "val"}
         fold_ids = set(folds.loc[folds["fold"] == k - 1, "id"])
-        by_split = {s: set(assignment.loc[assignment["split"] == s, "id"]) for s in ("train", "val", "test")}
-        assert by_split["train"] == set(folds["id"]) - fold_ids  # every other fold, its inner val share included
-        assert by_split["val"] | by_split["test"] == fold_ids and by_split["val"] and by_split["test"]
-        assert abs(len(by_split["val"]) - len(by_split["test"])) <= 0.3 * len(fold_ids)
-        assert not {patient[i] for i in by_split["val"]} & {patient[i] for i in by_split["test"]}  # groups whole
-        metrics = json.loads((out / "folds" / f"fold_{k}_refit" / "metrics.json").read_text())
-        assert metrics["test"]["n"] == len(by_split["test"])
-        assert yaml.safe_load((out / "folds" / f"fold_{k}_refit" / "config.yaml").read_text())["train"]["seed"] == k - 1
+        val = set(assignment.loc[assignment["split"] == "val", "id"])
+        assert val < fold_ids and 0.2 * len(fold_ids) <= len(val) <= 0.8 * len(fold_ids)  # about half of fold k
+        train_ids = set(assignment.loc[assignment["split"] == "train", "id"])
+        assert train_ids == set(folds["id"]) - val  # every other fold and the other half of its own
+        assert not {patient[i] for i in val} & {patient[i] for i in train_ids}  # groups whole
+        run = out / "folds" / f"fold_{k}_refit"
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert "test" not in metrics and metrics["val"]["n"] == len(val)
+        assert not (run / "predictions.csv").exists()
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["train"]["seed"] == k - 1 and config["train"]["evaluate_test"] is False
     summary = json.loads((out / "cv.json").read_text())
-    halves = [f["accuracy"] for f in summary["refit"]["held_out_half"]]
-    assert summary["refit"]["mean_sd"]["accuracy"]["mean"] == pytest.approx(np.mean(halves), abs=1e-4)
+    accs = [f["accuracy"] for f in summary["refit"]["val"]]
+    assert summary["refit"]["val_mean_sd"]["accuracy"]["mean"] == pytest.approx(np.mean(accs), abs=1e-4)
     oof = pd.read_csv(out / "oof_predictions.csv", dtype={"id": str})  # the OOF estimate stays the fold models'
     first = pd.read_csv(out / "folds" / "fold_1" / "predictions.csv", dtype={"id": str})
     np.testing.assert_allclose(oof.loc[oof["fold"] == 1].filter(like="p_").to_numpy(),
@@ -137,7 +145,7 @@ def test_killed_cv_resumes_where_it_stopped(tmp_path):
     assert len(history) == 3  # the interrupted fold finished its epochs
     summary = json.loads((out / "cv.json").read_text())
     assert len(summary["folds"]) == 3 and len(result.oof) == json.loads((out / "cv_plan.json").read_text())["pool"]
-    assert len(summary["refit"]["held_out_half"]) == 3 and len(result.members) == 3
+    assert len(summary["refit"]["val"]) == 3 and len(result.members) == 3
     assert Predictor.load(out).predict(["ACGT" * 10]).shape[0] == 1
 
 
@@ -150,3 +158,53 @@ def test_cv_plans_the_preset_train_would_choose(tmp_path):
     plan = _make_plan(build_config(None, data=str(path), out=tmp_path / "cv"), folds=3)
     assert plan["config"]["model"]["params"]["stem_kernel"] == SHORT_STEM
     assert plan["fold_seeds"] == [0, 1, 2] and plan["config"]["data"]["split_seed"] == 0
+
+
+def test_an_assignment_without_test_rows_trains_only_without_scoring_test(tmp_path):
+    """What a refit member's assignment is: train and val rows only. ``train`` refuses to score the missing test
+    split in one line (and leaves no run folder); with ``train.evaluate_test=false`` it trains and scores val."""
+    seqs, labels = planted_dna(n=120, seed=6)
+    data = write_csv(tmp_path / "d.csv", seqs, labels)
+    records = make_task(build_config(None, data=str(data)))
+    records.prepare()
+    rec = records.records()
+    assignment = tmp_path / "a.tsv"
+    split = np.where(np.arange(len(rec)) % 5 == 0, "val", "train")
+    write_assignment(assignment, rec["row"].to_numpy(), rec["id"].to_numpy(), split)
+    cfg = {"data": {"path": str(data), "split": {"assignment": str(assignment)}}, "model": {"name": "dilated_resnet",
+           "params": TINY_MODEL}, "train": {"epochs": 1, "batch_size": 32}}
+    with pytest.raises(ConfigError, match=r"^data.split.assignment .*a.tsv: it assigns no test rows, so there is no "
+                                          r"test split to score; add test rows or set train.evaluate_test=false$"):
+        train({**cfg, "out": str(tmp_path / "refused")})
+    assert not (tmp_path / "refused").exists()
+    result = train({**cfg, "train": {**cfg["train"], "evaluate_test": False}, "out": str(tmp_path / "run")})
+    assert set(result.metrics) == {"best_epoch", "val"} and result.metrics["val"]["n"] == int((split == "val").sum())
+    assert not (result.run_dir / "predictions.csv").exists()
+
+
+def test_image_cv_refit_members_have_no_test_split(tmp_path):
+    data = image_folder(tmp_path / "img", n=8)
+    result = cross_validate(data=str(data), folds=2, out=tmp_path / "cv", model="resnet", params=TINY_IMAGE,
+                            epochs=1, batch_size=8, image_size=32)
+    for run in result.members:
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert "test" not in metrics and metrics["val"]["n"] > 0
+    assert Predictor.load(result.out).contract.task == "image"
+    before = (result.members[0] / "contract.json").read_text()
+    with pytest.raises(ConfigError, match=r"fold_1_refit: its test split has no rows .*evaluate it on a labelled file "
+                                          r"with --data, or evaluate the cv folder .*cv, whose ensemble"):
+        evaluate_run(result.members[0], options=EvalOptions(calibrate=True))
+    assert (result.members[0] / "contract.json").read_text() == before  # nothing calibrated half-way
+
+
+def test_a_plan_from_before_refit_resumes_to_the_fold_model_ensemble(tmp_path):
+    """A cv folder written before refit existed (its plan has no ``refit`` key) resumes as it began: no refit runs."""
+    data = _grouped_csv(tmp_path, n=120)
+    out = tmp_path / "cv"
+    cross_validate(data=str(data), folds=2, out=out, group_col="patient", refit=False, **{**FAST, "epochs": 1})
+    plan = json.loads((out / "cv_plan.json").read_text())
+    del plan["refit"]
+    (out / "cv_plan.json").write_text(json.dumps(plan))
+    result = cross_validate(resume=out)
+    assert result.members == result.fold_runs and not list((out / "folds").glob("*_refit*"))
+    assert "refit" not in json.loads((out / "cv.json").read_text())

@@ -198,7 +198,8 @@ def test_cli_cv_ensemble_tune_end_to_end(tmp_path):
     res = runner.invoke(app, ["cv", "--folds", "2", "--out", str(tmp_path / "cv"), *common])
     assert res.exit_code == 0, res.output
     assert "mean ± sd over folds" in res.output and (tmp_path / "cv" / "cv.json").is_file()
-    assert "refit members on the half of their fold" in res.output and "ensemble of the 2 refit fold models" in res.output
+    assert "refit members on the val half of their fold" in res.output
+    assert "ensemble of the 2 refit fold models" in res.output
     res = runner.invoke(app, ["predict", str(tmp_path / "cv"), str(data), "--out",
                               str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output

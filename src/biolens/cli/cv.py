@@ -19,8 +19,8 @@ def cv(
     config: Path = typer.Argument(None, help="YAML config (data/model/train sections); flags override it"),
     folds: int = typer.Option(5, help="number of folds"),
     refit: bool = typer.Option(True, help="the ensemble's members are refits of each fold on all the other folds "
-                               "(twice the training; the OOF estimate stays the fold models'); --no-refit: the fold "
-                               "models themselves"),
+                               "and half of its own (twice the training; the OOF estimate stays the fold models'); "
+                               "--no-refit: the fold models themselves"),
     resume: Path = typer.Option(None, help="continue an interrupted cross-validation folder"),
     overwrite: bool = typer.Option(False, help="replace an existing cv folder"),
     force: bool = typer.Option(False, "--force", help="train even if a pre-training check fails"),
@@ -46,9 +46,9 @@ def cv(
                                                      f"{s['mean_sd'][m]['sd']:.4f}" for m in shown))
     print_metrics(s["pooled"]["metrics"], title=f"pooled out-of-fold predictions (n {s['pooled']['n']})")
     if "refit" in s:
-        console.print("refit members on the half of their fold they did not early-stop on: " + "  ".join(
-            f"{m} {s['refit']['mean_sd'][m]['mean']:.4f} ± {s['refit']['mean_sd'][m]['sd']:.4f}"
-            for m in shown if m in s["refit"]["mean_sd"]))
+        val = s["refit"]["val_mean_sd"]
+        console.print("refit members on the val half of their fold (it chose their checkpoints: optimistic): "
+                      + "  ".join(f"{m} {val[m]['mean']:.4f} ± {val[m]['sd']:.4f}" for m in shown if m in val))
     what = "refit fold models" if "refit" in s else "fold models"
     console.print(f"ensemble of the {len(result.members)} {what}: {result.out}  (evaluate it on the held-out "
                   f"test split: biolens evaluate {result.out})")

@@ -352,7 +352,7 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
     splits: dict[str, SequenceData] = {}
     for s in SPLITS:
         mask = keep & (split == s)
-        if not mask.any():
+        if not mask.any() and not (s == "test" and cfg.split.assignment is not None):
             raise DataError(f"the {s} split is empty after filtering; give more data or an explicit --{s} file")
         if rows:
             splits[s] = SequenceData(ids[mask], x, lengths[mask], y[mask], alphabet, rows=np.flatnonzero(mask))
@@ -361,7 +361,7 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
     missing = {s: sorted(set(class_names) - {class_names[k] for k in np.unique(splits[s].y)}) if kind ==
                "classification" else [] for s in SPLITS}
     for s, absent in missing.items():
-        if absent:
+        if absent and len(splits[s]):  # an assignment without test rows (cv's ensemble members) has no test split
             warnings.warn(f"class(es) {', '.join(absent)} missing from the {s} split; its metrics will be incomplete",
                           BiolensWarning, stacklevel=3)
 

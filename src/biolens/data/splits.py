@@ -154,7 +154,13 @@ def grouped_folds(labels: np.ndarray, groups: np.ndarray, folds: int, seed: int)
 
 
 def inner_val(labels: np.ndarray, groups: np.ndarray, val_frac: float, seed: int) -> np.ndarray:
-    """Bool mask of a stratified, grouped share (about ``val_frac``) of rows held out for validation."""
+    """Bool mask of a stratified, grouped share (about ``val_frac``) of rows held out for validation. A class with
+    fewer records than ``1 / val_frac`` parts gets a larger share (one record of it per part), logged."""
     parts = max(2, round(1 / val_frac))
+    rarest = int(np.unique(np.asarray(labels), return_counts=True)[1].min())
+    if 2 <= rarest < parts:
+        log.info("inner val: the rarest class has %d records, fewer than the %d parts a %.2f share needs; holding out "
+                 "1/%d instead", rarest, parts, val_frac, rarest)
+        parts = rarest
     fold = grouped_folds(labels, groups, parts, seed)
     return fold == 0

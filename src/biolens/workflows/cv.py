@@ -9,17 +9,18 @@ sequences under ``data.split.group_by: similarity``). Fold k trains, with seed `
 predictions are the out-of-fold (OOF) predictions.
 
 With ``refit`` (the default), each fold then trains a second model, the ensemble's member, on all the other folds
-(80% of the pool with 5 folds, against the 72% the first model trains on): it early-stops on one half of fold k and
-is scored on the other half. The OOF estimate stays the first models' (their checkpoints were chosen without fold
-k); the members never see the test split either, so the ensemble's test figures stay honest. ``refit=False`` makes
-the ensemble of the first models (half the training time).
+and one half of fold k (90% of the pool with 5 folds, against the 72% the first model trains on), early-stopping on
+the other half of fold k; its only figures are those val figures, which chose its checkpoint (optimistic). The OOF
+estimate stays the first models' (their checkpoints were chosen without fold k); the members never see the test
+split either, so the ensemble's test figures stay honest. ``refit=False`` makes the ensemble of the first models
+(half the training time).
 
 Layout of ``DIR``::
 
     cv_plan.json            the resolved config, folds, seed and counts (what --resume continues)
     folds.tsv               row, id, label, group, fold of every pool record
     folds/fold_K/           fold K as an ordinary run (its test split = fold K); fold_K.tsv its assignment
-    folds/fold_K_refit/     with refit: fold K's ensemble member (val and test: the halves of fold K)
+    folds/fold_K_refit/     with refit: fold K's ensemble member (val: one half of fold K; no test split)
     oof_predictions.csv     one row per pool record: fold, id, label, p_<class>…, prediction
     cv.json                 per-fold metrics, mean ± sd, pooled OOF metrics with bootstrap CIs
     plots/                  figures of the pooled OOF predictions
@@ -126,7 +127,7 @@ def cross_validate(config: RunConfig | dict | str | Path | None = None, *, data:
                                    progress=progress, force=force))
         if refit:
             refits.append(_run_fold(out, cfg, f"fold_{k + 1}_refit", f"fold {k + 1} of {folds}, refit on the "
-                                    "other folds", seeds[k], progress=progress, force=force))
+                                    "other folds", seeds[k], progress=progress, force=force, scored=False))
     members = refits if refit else fold_runs
     oof, summary = _summarize(out, fold_runs, plan, refits)
     write_ensemble(members, out, extra={"cv": {"folds": folds, "seed": plan["seed"], "refit": refit,
@@ -159,7 +160,7 @@ def _write_plan(out: Path, plan: dict[str, Any]) -> None:
         split = np.where(held_out, "test", np.where(records[f"val_{k}"], "val", "train"))
         write_assignment(out / "folds" / f"fold_{k + 1}.tsv", rows, ids, split)
         if plan["refit"]:
-            split = np.where(held_out, np.where(records[f"refit_val_{k}"], "val", "test"), "train")
+            split = np.where(held_out & records[f"refit_val_{k}"].to_numpy(), "val", "train")
             write_assignment(out / "folds" / f"fold_{k + 1}_refit.tsv", rows, ids, split)
     records.drop(columns=[c for c in records.columns if c.startswith(("val_", "refit_val_"))]).to_csv(
         out / "folds.tsv", sep="\t", index=False)
@@ -189,7 +190,7 @@ def _make_plan(cfg: RunConfig, folds: int, refit: bool = True) -> dict[str, Any]
         val[np.flatnonzero(rest)] = inner_val(pool["label"].to_numpy()[rest], pool["group"].to_numpy()[rest],
                                               resolved.val_frac, seed + k + 1)
         pool[f"val_{k}"] = val
-        if refit:  # the refit member early-stops on one grouped, stratified half of fold k
+        if refit:  # the refit member early-stops on one grouped, stratified half of fold k and trains on the rest
             fold_k = np.flatnonzero(~rest)
             half = np.zeros(len(pool), dtype=bool)
             half[fold_k] = inner_val(pool["label"].to_numpy()[fold_k], pool["group"].to_numpy()[fold_k], 0.5,
@@ -217,16 +218,18 @@ def fold_seed(seed: int, k: int) -> int:
     return seed + k
 
 
-def _fold_config(out: Path, cfg: RunConfig, name: str, seed: int) -> RunConfig:
+def _fold_config(out: Path, cfg: RunConfig, name: str, seed: int, scored: bool = True) -> RunConfig:
     data = cfg.data.model_copy(update={"split": cfg.data.split.model_copy(update={
         "assignment": str(out / "folds" / f"{name}.tsv")})})
-    training = cfg.train.model_copy(update={"seed": seed})
+    training = cfg.train.model_copy(update={"seed": seed, "evaluate_test": scored})
     return cfg.model_copy(update={"data": data, "train": training, "out": str(out / "folds" / name)})
 
 
-def _run_fold(out: Path, cfg: RunConfig, name: str, what: str, seed: int, *, progress: bool, force: bool) -> Path:
-    """Train (or resume, or keep) the run ``folds/NAME`` on the assignment ``folds/NAME.tsv``."""
-    fold_cfg = _fold_config(out, cfg, name, seed)
+def _run_fold(out: Path, cfg: RunConfig, name: str, what: str, seed: int, *, progress: bool, force: bool,
+              scored: bool = True) -> Path:
+    """Train (or resume, or keep) the run ``folds/NAME`` on the assignment ``folds/NAME.tsv``; ``scored=False``: a
+    refit member, whose assignment has no test rows."""
+    fold_cfg = _fold_config(out, cfg, name, seed, scored)
     run = Path(fold_cfg.out)
     failed = run.with_name(run.name + ".failed")
     if not run.exists() and (failed / "checkpoints" / "last.pt").is_file():
@@ -248,7 +251,7 @@ def _run_fold(out: Path, cfg: RunConfig, name: str, what: str, seed: int, *, pro
 def _summarize(out: Path, fold_runs: list[Path], plan: dict[str, Any],
                refits: list[Path]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """OOF predictions, per-fold metrics, mean ± sd and pooled OOF metrics with bootstrap CIs; with ``refits`` (none
-    without refit), each refit member's metrics on the half of its fold it did not early-stop on."""
+    without refit), each refit member's val metrics (the half of its fold that chose its checkpoint: optimistic)."""
     contract = InputContract.load(fold_runs[0] / "contract.json")
     kind = contract.target_type
     parts = []
@@ -275,19 +278,21 @@ def _summarize(out: Path, fold_runs: list[Path], plan: dict[str, Any],
                           "calibration": pooled.calibration},
                "plan": {k: v for k, v in plan.items() if k != "config"}}
     if refits:
-        halves = _fold_metrics(refits, kind)
-        summary["refit"] = {"members": [str(r.relative_to(out)) for r in refits], "held_out_half": halves,
-                            "mean_sd": _mean_sd(halves, kind)}
+        val = _fold_metrics(refits, kind, "val")
+        summary["refit"] = {"members": [str(r.relative_to(out)) for r in refits], "val": val,
+                            "val_mean_sd": _mean_sd(val, kind),
+                            "note": "each member's val split (one half of its fold) chose its checkpoint: optimistic; "
+                                    "the honest figures are the OOF estimate and the ensemble on the test split"}
     write_json(out / "cv.json", summary)
     return oof, summary
 
 
-def _fold_metrics(runs: list[Path], kind: str) -> list[dict[str, Any]]:
-    """Each run's test-split metrics (the summary metrics of its target type), fold by fold."""
+def _fold_metrics(runs: list[Path], kind: str, split: str = "test") -> list[dict[str, Any]]:
+    """Each run's metrics on ``split`` (the summary metrics of its target type), fold by fold."""
     rows = []
     for k, run in enumerate(runs):
-        test = json.loads((run / "metrics.json").read_text())["test"]
-        rows.append({"fold": k + 1, "n": test.get("n"), **{m: test.get(m) for m in SUMMARY_METRICS[kind] if m in test}})
+        got = json.loads((run / "metrics.json").read_text())[split]
+        rows.append({"fold": k + 1, "n": got.get("n"), **{m: got.get(m) for m in SUMMARY_METRICS[kind] if m in got}})
     return rows
 
 

@@ -44,8 +44,18 @@ class RunData:
             self._task.prepare()
         return self._task
 
+    def check(self, name: str) -> None:
+        """A split with no rows (the test split of a cv refit member, whose assignment has none) is a ConfigError."""
+        if self.task().size(name) == 0:
+            run = self.predictor.run_dir
+            cv = run.parent.parent
+            raise ConfigError(f"{run}: its {name} split has no rows (its data.split.assignment assigns none); evaluate "
+                              "it on a labelled file with --data" + (f", or evaluate the cv folder {cv}, whose "
+                              "ensemble it is a member of" if (cv / "cv_plan.json").is_file() else ""))
+
     def split(self, name: str, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, y, logits) of one of the run's splits."""
+        self.check(name)
         task, p = self.task(), self.predictor
         logits = predict_logits(p.model, task.batches(name, train=False, device=p.device, batch_size=batch_size))
         return task.ids(name), task.labels(name), logits
@@ -94,6 +104,8 @@ def evaluate_run(run: str | Path, data: str | list[str] | None = None, *, split:
         raise ConfigError("an operating point needs a binary task with a positive class; this run has "
                           f"{len(contract.class_names)} classes")
     source = RunData(predictor)
+    if data is None:
+        source.check(split)  # before a calibration writes anything
     op = None
     if contract.target_type == "multilabel" and opt.operating_point:  # one threshold per label, chosen on val
         _, val_y, val_logits = source.split("val", batch_size)

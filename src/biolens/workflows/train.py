@@ -221,6 +221,9 @@ def _train(cfg: RunConfig, resume: Path | None, staged: Staged | None, *, progre
     cfg, why = preset_before_data(cfg, task.kind)
     task = make_task(cfg)
     task.prepare()
+    if cfg.train.evaluate_test and task.size("test") == 0:
+        raise ConfigError(f"data.split.assignment {cfg.data.split.assignment}: it assigns no test rows, so there is "
+                          "no test split to score; add test rows or set train.evaluate_test=false")
     cfg, after = preset_for(cfg, task, device.type)
     why += after
     for reason in why:
