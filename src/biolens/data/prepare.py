@@ -23,7 +23,7 @@ from biolens.data.intervals import overlap_leakage
 from biolens.data.quality import quality_filter, resolve_quality, summarize
 from biolens.data.readers import Records, read_source, read_table
 from biolens.data.similarity import default_kmer, merge_groups, similar_sequences
-from biolens.data.splits import SPLITS, find_leakage, read_assignment, sequence_keys, stratified_split
+from biolens.data.splits import SPLITS, find_leakage, may_be_empty, read_assignment, sequence_keys, stratified_split
 from biolens.data.rows import RowReader
 from biolens.data.store import Source, available_memory, open_or_build
 from biolens.data.targets import Targets, read_targets, record_targets, target_report
@@ -352,7 +352,7 @@ def _finish(cfg: DataConfig, seed: int, *, x: np.ndarray, rows: bool | None, ids
     splits: dict[str, SequenceData] = {}
     for s in SPLITS:
         mask = keep & (split == s)
-        if not mask.any() and not (s == "test" and cfg.split.assignment is not None):
+        if not mask.any() and not may_be_empty(s, cfg.split.assignment):
             raise DataError(f"the {s} split is empty after filtering; give more data or an explicit --{s} file")
         if rows:
             splits[s] = SequenceData(ids[mask], x, lengths[mask], y[mask], alphabet, rows=np.flatnonzero(mask))

@@ -103,6 +103,12 @@ def write_assignment(path: str | Path, rows: np.ndarray, ids: np.ndarray, split:
         w.writerows(zip((int(r) for r in rows), (str(i) for i in ids), (str(s) for s in split)))
 
 
+def may_be_empty(split: str, assignment: str | None) -> bool:
+    """Whether ``split`` may hold no rows: only the test split, and only under ``data.split.assignment`` (a cv refit
+    member's assignment has train and val rows alone); every other empty split is a DataError."""
+    return split == "test" and assignment is not None
+
+
 def read_assignment(path: str | Path, ids: np.ndarray) -> np.ndarray:
     """The split of every record (``""`` for records the file does not list) from a ``data.split.assignment`` TSV;
     each listed row must carry the id the data have at that row, so an assignment never applies to changed data."""

@@ -54,8 +54,7 @@ class RunData:
                               "ensemble it is a member of" if (cv / "cv_plan.json").is_file() else ""))
 
     def split(self, name: str, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids, y, logits) of one of the run's splits."""
-        self.check(name)
+        """(ids, y, logits) of one of the run's splits (``evaluate_run`` has checked that it has rows)."""
         task, p = self.task(), self.predictor
         logits = predict_logits(p.model, task.batches(name, train=False, device=p.device, batch_size=batch_size))
         return task.ids(name), task.labels(name), logits

@@ -27,7 +27,7 @@ from biolens.data.images.decode import Window
 from biolens.data.images.sources import ImageRecords, read_builtin_images, read_folder, read_manifest
 from biolens.data.images.transforms import IMAGENET_MEAN, IMAGENET_STD
 from biolens.data.similarity import merge_groups
-from biolens.data.splits import SPLITS, read_assignment
+from biolens.data.splits import SPLITS, may_be_empty, read_assignment
 from biolens.data.targets import Targets, explain, read_targets, strata, target_report
 from biolens.errors import BiolensWarning, ConfigError, DataError
 
@@ -239,7 +239,7 @@ def prepare_images(cfg: DataConfig, *, seed: int = 0, transfer: bool = False) ->
     splits = {}
     for s in SPLITS:
         m = split == s
-        if not m.any() and not (s == "test" and cfg.split.assignment is not None):  # cv members: no test rows
+        if not m.any() and not may_be_empty(s, cfg.split.assignment):
             raise DataError(f"{source}: the {s} split has no images; add images to {s}/ or give more data")
         splits[s] = ImageSplit(images, rows[m], y[m], ids[m])
     counts = _class_report(y, split, names) if kind == "classification" else None
