@@ -36,9 +36,10 @@ def test_short_dna_and_rna_get_a_narrow_stem_and_more_dropout_with_the_reason():
 
 def test_short_dna_and_rna_regression_also_gets_the_linear_term():
     cfg, why = _after(_cfg(), "rna", 21, "regression")
-    assert cfg.model.params == {**SHORT_NUCLEIC_PARAMS, "linear_positions": 32, "linear_kmers": [2, 3]}
-    assert SHORT_REGRESSION_PARAMS == {"linear_positions": 32, "linear_kmers": [2, 3]}
-    assert any("linear_positions 32, linear_kmers [2,3]: median RNA length 21" in w and "ridge solution" in w
+    assert cfg.model.params == {**SHORT_NUCLEIC_PARAMS, **SHORT_REGRESSION_PARAMS}
+    assert SHORT_REGRESSION_PARAMS == {"linear_positions": 32, "linear_kmers": [2, 3], "linear_gc_window": 9}
+    assert any("linear_positions 32, linear_kmers [2,3], linear_gc_window 9: median RNA length 21" in w
+               and "ridge solution" in w and "GC fraction of 9-base windows" in w
                for w in why), why
     for target in ("classification", "multilabel"):  # measured on regression only
         assert "linear_kmers" not in _after(_cfg(), "rna", 21, target)[0].model.params

@@ -283,6 +283,23 @@ def test_linear_term_starts_at_zero_and_keeps_padding_invariance():
     assert create_model("dilated_resnet", **wide.config).linear_term.linear.out_features == 5
 
 
+def test_linear_term_gc_windows_are_squared_gc_fractions_of_whole_windows():
+    model = build("dilated_resnet", 1, channels=8, blocks=1, linear_positions=30, linear_gc_window=9).eval()
+    x = make_batch()
+    feats = model.linear_term.features(model.onehot(x), padding_mask(x))
+    assert feats.shape == (B, 30 * (V - 1) + 22) == (B, model.linear_term.linear.in_features)
+    for b, n in enumerate(LENGTHS):
+        real = x[b, :n].tolist()  # indices 1..5 = A C G T N: G and C are 2 and 3
+        want = [(sum(c in (2, 3) for c in real[i:i + 9]) / 9) ** 2 if i + 9 <= n else 0.0 for i in range(22)]
+        torch.testing.assert_close(feats[b, 30 * (V - 1):], torch.tensor(want))
+    padded = F.pad(x, (0, 5))
+    torch.testing.assert_close(model.linear_term.features(model.onehot(padded), padding_mask(padded)), feats)
+    with pytest.raises(ModelError, match=r"linear_gc_window=9 reads G and C: it needs a DNA or RNA alphabet"):
+        create_model("dilated_resnet", vocab_size=22, num_classes=1, linear_positions=30, linear_gc_window=9)
+    with pytest.raises(ModelError, match=r"linear_gc_window=9: the windows lie in the first linear_positions=4"):
+        create_model("dilated_resnet", vocab_size=V, num_classes=1, linear_positions=4, linear_gc_window=9)
+
+
 def test_linear_term_refuses_more_features_than_it_can_afford():
     with pytest.raises(ModelError, match=r"linear_kmers=\[6\] give 15,625 linear features.*at most 4,096"):
         create_model("dilated_resnet", vocab_size=V, num_classes=1, linear_kmers=[6], linear_positions=0)

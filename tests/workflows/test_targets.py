@@ -309,12 +309,12 @@ def test_short_dna_regression_starts_from_the_ridge_term_and_exports_with_parity
     res = train(data=str(csv), target_cols=["expression", "stability"], out=tmp_path / "short", epochs=1,
                 batch_size=32, params=TINY_MODEL)
     params = res.predictor.config.model.params
-    assert params["linear_positions"] == 32 and params["linear_kmers"] == [2, 3]
+    assert params["linear_positions"] == 32 and params["linear_kmers"] == [2, 3] and params["linear_gc_window"] == 9
     choices = json.loads((res.run_dir / "preset.json").read_text())["choices"]
-    assert any("linear_positions 32, linear_kmers [2,3]: median DNA length 24" in c and "ridge" in c
+    assert any("linear_positions 32, linear_kmers [2,3], linear_gc_window 9: median DNA length 24" in c and "ridge" in c
                for c in choices), choices
     ridge = json.loads((res.run_dir / "train_summary.json").read_text())["linear_term_ridge"]
-    assert ridge["features"] == 32 * 5 + 25 + 125 and ridge["targets"][1]["train_r2"] > 0.9
+    assert ridge["features"] == 32 * 5 + 25 + 125 + 24 and ridge["targets"][1]["train_r2"] > 0.9
     assert res.metrics["test"]["per_target"]["stability"]["pearson"] > 0.95  # 0.76 without the ridge start
     r = invoke("export", res.run_dir, "--format", "onnx")
     assert r.exit_code == 0, r.output

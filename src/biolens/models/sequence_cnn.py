@@ -108,13 +108,16 @@ class PreActBlock(nn.Module):
 
 
 MAX_LINEAR_FEATURES = 4096  # positions × symbols plus every k-mer: beyond this a linear term is no longer cheap
+NUCLEIC_SYMBOLS = 5  # one-hot channels of DNA and RNA: A, C, G, T/U, N
+GC_CHANNELS = (1, 2)  # C and G, in both alphabets' order (data/alphabets: ACGT, ACGU)
 
 
 class LinearTerm(nn.Module):
     """A linear model of the input, added to a network's output ("wide and deep"): one weight per symbol at each of
     the first ``positions`` positions (counted from the 5' end; shorter sequences have zeros past their end), plus
     one weight per k-mer of every length in ``kmers`` for that k-mer's frequency in the sequence (occurrences per
-    real position).
+    real position); with ``gc_window=W``, also the squared G+C fraction of each window of W bases among the first
+    ``positions`` (DNA/RNA only).
 
     The k-mers are read with a fixed bank of one-hot filters: ``relu(conv(x, pattern) - (k - 1))`` is 1 exactly where
     the window is that k-mer, so the term is plain convolutions and sums (it exports to ONNX and takes soft one-hot
@@ -126,17 +129,30 @@ class LinearTerm(nn.Module):
     frequencies; scikit-learn, 5-fold out-of-fold on the training pool) reaches Pearson r 0.657 where the CNN alone
     reaches 0.630 (BENCHMARKS.md, 2026-12-02): short position-specific effects are linear, and a regularised CNN
     under-fits them. Longer k-mers score higher on random folds only because neighbouring siRNAs overlap; with
-    overlapping siRNAs kept in one fold, 4- and 5-mers add nothing over 2- and 3-mers (0.643 each).
+    overlapping siRNAs kept in one fold, 4- and 5-mers add nothing over 2- and 3-mers (0.643 each). The squared GC
+    windows let it draw siRNA activity's inverted U over local GC content (too little or too much G+C hurts), which
+    no linear function of the bases can: ridge OOF r 0.657 → 0.662 on random folds, 0.643 → 0.649 on overlap-grouped
+    folds with windows of 9 (BENCHMARKS.md, 2026-12-02, fourth session).
     """
 
-    def __init__(self, symbols: int, outputs: int, positions: int = 0, kmers: Sequence[int] = ()):
+    def __init__(self, symbols: int, outputs: int, positions: int = 0, kmers: Sequence[int] = (),
+                 gc_window: int = 0):
         super().__init__()
         self.positions = int(positions)
         self.kmers = tuple(int(k) for k in kmers)
+        self.gc_window = int(gc_window)
         if self.positions < 0 or any(k < 1 for k in self.kmers) or len(set(self.kmers)) != len(self.kmers):
             raise ModelError(f"model.params.linear_positions={self.positions}, linear_kmers={list(self.kmers)}: "
                              "positions must be >= 0 and the k-mer lengths distinct positive integers")
-        n = self.positions * symbols + sum(symbols**k for k in self.kmers)
+        if self.gc_window and symbols != NUCLEIC_SYMBOLS:
+            raise ModelError(f"model.params.linear_gc_window={self.gc_window} reads G and C: it needs a DNA or RNA "
+                             f"alphabet ({NUCLEIC_SYMBOLS} symbols plus N), not {symbols} symbols; set it to 0")
+        if self.gc_window and not 1 <= self.gc_window <= self.positions:
+            raise ModelError(f"model.params.linear_gc_window={self.gc_window}: the windows lie in the first "
+                             f"linear_positions={self.positions} positions, so it must be 1 … {self.positions} "
+                             "(or 0 for none)")
+        windows = self.positions - self.gc_window + 1 if self.gc_window else 0
+        n = self.positions * symbols + sum(symbols**k for k in self.kmers) + windows
         if n > MAX_LINEAR_FEATURES:
             raise ModelError(f"model.params.linear_positions={self.positions} and linear_kmers={list(self.kmers)} "
                              f"give {n:,} linear features for {symbols} symbols (at most {MAX_LINEAR_FEATURES:,}); "
@@ -161,7 +177,19 @@ class LinearTerm(nn.Module):
             bank = getattr(self, f"bank{k}").to(x.dtype)
             hits = F.relu(F.conv1d(F.pad(x, (0, k - 1)), bank) - (k - 1))  # (B, S^k, L): 1 where the k-mer starts
             feats.append(hits.sum(dim=-1) / n)
+        if self.gc_window:
+            feats.append(self._gc_squared(x, mask))
         return torch.cat(feats, dim=1)
+
+    def _gc_squared(self, x: Tensor, mask: Tensor) -> Tensor:
+        """The squared G+C fraction of each window of ``gc_window`` bases that starts in the first ``positions``
+        and lies wholly inside the sequence (0 for a window that reaches past its end): ``(B, P - W + 1)``."""
+        w, p = self.gc_window, self.positions
+        gc = F.pad(x[:, GC_CHANNELS[0] : GC_CHANNELS[1] + 1].sum(dim=1, keepdim=True), (0, p))[..., :p]  # (B, 1, P)
+        real = F.pad(mask.unsqueeze(1).to(x.dtype), (0, p))[..., :p]
+        frac = F.avg_pool1d(gc, w, stride=1).squeeze(1)  # (B, P - W + 1)
+        whole = F.avg_pool1d(real, w, stride=1).squeeze(1) > 1 - 0.5 / w
+        return frac.square() * whole.to(x.dtype)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """One-hot ``(B, S, L)`` and its mask ``(B, L)`` → ``(B, outputs)``."""
@@ -187,8 +215,9 @@ class DilatedResNet(SequenceClassifier):
     at the centre). Slices are relative to each sequence's real length, so padding invariance holds.
 
     ``linear_positions=P`` / ``linear_kmers=[k, …]`` add a :class:`LinearTerm` to the output: a linear model of the
-    bases at the first P positions and of the k-mer frequencies (``train.preset=auto`` gives short DNA/RNA
-    regression P = 32, k = 2 and 3, started at its ridge solution).
+    bases at the first P positions and of the k-mer frequencies; ``linear_gc_window=W`` adds the squared G+C
+    fraction of each W-base window (DNA/RNA). ``train.preset=auto`` gives short DNA/RNA regression P = 32, k = 2
+    and 3, W = 9, started at its ridge solution.
 
     Activations are multiplied by the (down-sampled) padding mask after the stem, inside and after every block, and
     odd lengths are zero-padded to even before pooling, so padded positions stay exactly zero: in eval mode a
@@ -206,7 +235,8 @@ class DilatedResNet(SequenceClassifier):
     """
 
     param_ranges = {"blocks": (0, 64), "position_bins": (0, 4096),  # 0 blocks: stem only; 0 bins: no positions
-                    "linear_positions": (0, 4096), "linear_kmers": (1, 6)}  # 0 positions: no positional weights
+                    "linear_positions": (0, 4096), "linear_kmers": (1, 6),  # 0 positions: no positional weights
+                    "linear_gc_window": (0, 4096)}  # 0: no GC windows
 
     def __init__(
         self,
@@ -223,12 +253,13 @@ class DilatedResNet(SequenceClassifier):
         position_bins: int = 16,
         linear_positions: int = 0,
         linear_kmers: Sequence[int] = (),
+        linear_gc_window: int = 0,
     ):
         super().__init__(
             vocab_size, num_classes, channels=channels, blocks=blocks, stem_kernel=stem_kernel,
             kernel_size=kernel_size, dilations=dilations, downsample=downsample, dropout=dropout,
             head_dropout=head_dropout, position_bins=position_bins, linear_positions=linear_positions,
-            linear_kmers=linear_kmers,
+            linear_kmers=linear_kmers, linear_gc_window=linear_gc_window,
         )  # fmt: skip
         if channels < 1 or blocks < 0 or position_bins < 0:
             raise ModelError(
@@ -253,8 +284,8 @@ class DilatedResNet(SequenceClassifier):
         self.num_features = (2 + self.position_bins) * channels
         self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(self.num_features, num_classes))
         self.token_stride, self.token_features = (2 if self.downsample else 1), channels
-        self.linear_term = (LinearTerm(vocab_size - 1, num_classes, linear_positions, linear_kmers)
-                            if linear_positions or linear_kmers else None)
+        self.linear_term = (LinearTerm(vocab_size - 1, num_classes, linear_positions, linear_kmers, linear_gc_window)
+                            if linear_positions or linear_kmers or linear_gc_window else None)
 
     def _binned_mean(self, h: Tensor, mask: Tensor) -> Tensor:
         """Mean of each of K slices of every sequence's real length: ``(B, C, L), (B, L) → (B, C * K)``."""
@@ -304,7 +335,7 @@ class DilatedResNet(SequenceClassifier):
         if self.linear_term is not None:  # a fresh linear term of the new width, as for the head
             old = self.linear_term
             self.linear_term = LinearTerm(self.vocab_size - 1, self.num_classes,
-                                          old.positions, old.kmers).to(old.linear.weight.device)
+                                          old.positions, old.kmers, old.gc_window).to(old.linear.weight.device)
 
     def forward_features(self, x: Tensor, gc: Tensor | None = None) -> Tensor:
         h, mask = self.trunk(x)

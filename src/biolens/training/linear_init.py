@@ -1,7 +1,8 @@
 """A closed-form start for a model's linear term: ridge regression on the train split.
 
-``DilatedResNet(linear_positions=…, linear_kmers=…)`` adds a linear model of the input (position-specific bases and
-k-mer frequencies, :class:`~biolens.models.sequence_cnn.LinearTerm`) to the network's output. Trained jointly from
+``DilatedResNet(linear_positions=…, linear_kmers=…, linear_gc_window=…)`` adds a linear model of the input
+(position-specific bases, k-mer frequencies and squared GC windows, :class:`~biolens.models.sequence_cnn.LinearTerm`)
+to the network's output. Trained jointly from
 zero under early stopping, that term stays far from its own optimum (the network stops within a few epochs), so
 for regression with MSE or Huber loss :func:`fit_linear_term` sets it to the ridge solution first: scikit-learn's
 ``RidgeCV`` on the standardized train targets (the loss's own mean and std), its penalty chosen by efficient
