@@ -33,11 +33,10 @@ from torch import Tensor, nn
 from biolens.errors import ModelError
 from biolens.models.base import SequenceClassifier, masked_max, masked_mean
 from biolens.models.registry import register_model
-from biolens.models.sequence_cnn import _check_kernels
+from biolens.models.sequence_cnn import NUCLEIC_VOCAB, _check_kernels
 
 log = logging.getLogger(__name__)
 
-NUCLEIC_VOCAB = 6  # PAD, A, C, G, T|U, N
 COMPLEMENT_CHANNELS = (3, 2, 1, 0, 4)  # one-hot channel of each symbol's complement: A↔T, C↔G, N↔N
 
 

@@ -108,7 +108,7 @@ class PreActBlock(nn.Module):
 
 
 MAX_LINEAR_FEATURES = 4096  # positions × symbols plus every k-mer: beyond this a linear term is no longer cheap
-NUCLEIC_SYMBOLS = 5  # one-hot channels of DNA and RNA: A, C, G, T/U, N
+NUCLEIC_VOCAB = 6  # DNA and RNA: PAD, A, C, G, T|U, N (one-hot: the five symbol channels)
 GC_CHANNELS = (1, 2)  # C and G, in both alphabets' order (data/alphabets: ACGT, ACGU)
 
 
@@ -144,9 +144,9 @@ class LinearTerm(nn.Module):
         if self.positions < 0 or any(k < 1 for k in self.kmers) or len(set(self.kmers)) != len(self.kmers):
             raise ModelError(f"model.params.linear_positions={self.positions}, linear_kmers={list(self.kmers)}: "
                              "positions must be >= 0 and the k-mer lengths distinct positive integers")
-        if self.gc_window and symbols != NUCLEIC_SYMBOLS:
+        if self.gc_window and symbols != NUCLEIC_VOCAB - 1:
             raise ModelError(f"model.params.linear_gc_window={self.gc_window} reads G and C: it needs a DNA or RNA "
-                             f"alphabet ({NUCLEIC_SYMBOLS} symbols plus N), not {symbols} symbols; set it to 0")
+                             f"alphabet (vocab_size {NUCLEIC_VOCAB}), not vocab_size {symbols + 1}; set it to 0")
         if self.gc_window and not 1 <= self.gc_window <= self.positions:
             raise ModelError(f"model.params.linear_gc_window={self.gc_window}: the windows lie in the first "
                              f"linear_positions={self.positions} positions, so it must be 1 … {self.positions} "
