@@ -6,6 +6,7 @@ import numpy as np
 
 from biolens.config import RunConfig
 from biolens.doctor.advise import (
+    LABEL_SET_REPEATS,
     MANY_LABEL_CHANNELS,
     MANY_LABELS,
     SHORT_NUCLEIC_PARAMS,
@@ -14,6 +15,7 @@ from biolens.doctor.advise import (
     advise,
     preset_after_data,
 )
+from biolens.models.label_sets import MAX_LABEL_SETS
 
 
 def _cfg(**model: object) -> RunConfig:
@@ -104,3 +106,26 @@ def test_many_label_sequence_targets_get_a_wider_net_with_its_reason():
     short_rna, _ = preset_after_data(_cfg(), "sequence", 7000, np.array([]), "cpu", "multilabel", alphabet="rna",
                                      median_length=21, labels=12)
     assert short_rna.model.params == {**SHORT_NUCLEIC_PARAMS, "channels": MANY_LABEL_CHANNELS}  # short RNA's dropout
+
+
+def test_many_labels_whose_sets_repeat_get_a_label_set_head_with_its_reason():
+    sets = [[0], [1], [0, 1], [2, 5]]
+
+    def after(cfg: RunConfig, label_sets: list[list[int]] | None, n: int = 7000, labels: int = 21
+              ) -> tuple[RunConfig, list[str]]:
+        return preset_after_data(cfg, "sequence", n, np.array([]), "cpu", "multilabel", alphabet="protein",
+                                 median_length=30, labels=labels, label_sets=label_sets)
+
+    cfg, why = after(_cfg(), sets)
+    assert cfg.model.params == {"channels": MANY_LABEL_CHANNELS, "dropout": 0.3, "head_dropout": 0.5,
+                                "label_sets": sets}
+    assert any(w.startswith("a label-set head over the 4 label sets of the 7,000 training samples (each seen 1750 "
+                            "times on average)") for w in why), why
+    assert "label_sets" not in after(_cfg(), sets, labels=MANY_LABELS - 1)[0].model.params  # few labels: none
+    assert "label_sets" not in after(_cfg(), sets, n=LABEL_SET_REPEATS * len(sets) - 1)[0].model.params  # rare sets
+    assert "label_sets" not in after(_cfg(), [[0]])[0].model.params  # one set: nothing to choose between
+    many = [[j] for j in range(MAX_LABEL_SETS + 1)]
+    assert "label_sets" not in after(_cfg(), many, n=10**7, labels=MAX_LABEL_SETS + 1)[0].model.params
+    off = after(_cfg(params={"label_sets": []}), sets)[0].model.params  # the user's [] turns it off
+    assert off["label_sets"] == []
+    assert "label_sets" not in after(_cfg(name="transformer"), sets)[0].model.params

@@ -83,3 +83,26 @@ def test_build_loss_fits_standardization_and_pos_weights_on_train():
     bce = build_loss(TrainConfig(class_weights="inverse"), ml, 2, "multilabel")
     np.testing.assert_allclose(bce.pos_weight.numpy(), [1.0, 3.0])
     assert build_loss(TrainConfig(), ml, 2, "multilabel").pos_weight is None
+
+
+def test_label_set_loss_adds_the_per_label_bce_and_the_set_cross_entropy_in_training_only():
+    from biolens.models.label_sets import LabelSetHead
+    from biolens.training.target_losses import LabelSetLoss
+
+    torch.manual_seed(0)
+    head = LabelSetHead(6, 3, [[0], [0, 1], [2]])
+    base = MaskedBCELoss()
+    loss_fn = LabelSetLoss(base, head)
+    feats, z = torch.randn(4, 6), torch.randn(4, 3)
+    y = torch.tensor([[1.0, 0, 0], [1, 1, 0], [0, 1, 1], [float("nan"), 0, 1]])  # row 3: unlisted; row 4: unknown
+    head.train()
+    out = head(feats, z)
+    _, u = head.parts
+    got = loss_fn(out, y)
+    want = base(out, y) + base(z, y) + F.cross_entropy(u[:2], torch.tensor([0, 1]))
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    assert head.parts is None  # taken: a later eval batch cannot reuse them
+    head.eval()
+    out = head(feats, z)
+    assert loss_fn(out, y).item() == pytest.approx(base(out, y).item(), rel=1e-6)
+    assert loss_fn.correct is base.correct and list(loss_fn.state_dict()) == list(base.state_dict())

@@ -324,3 +324,20 @@ def test_short_dna_regression_starts_from_the_ridge_term_and_exports_with_parity
                    "--set", f"model.params.linear_kmers={bad}", "-q")
         assert r.exit_code == 2 and says in r.output and len(r.output.strip().splitlines()) == 1, r.output
         assert not (tmp_path / "bad").exists()  # refused before any run folder
+
+
+def test_a_label_set_head_trains_reloads_and_exports_with_parity(peptides_csv, expression_csv, tmp_path):
+    sets = [[], [0], [1], [2], [3], [0, 1]]
+    res = train(data=str(peptides_csv), out=tmp_path / "sets", target_cols=["labels"],
+                **{**FAST, "epochs": 2, "params": {**TINY_MODEL, "label_sets": sets}})
+    assert res.predictor.config.model.params["label_sets"] == sets
+    seqs = ["ACDEFRRWWGHIKLMNPQST", "GGGGCYCYAAAADEDEKK"]
+    again = Predictor.load(res.run_dir).predict(seqs)
+    assert np.allclose(again.filter(like="p_").to_numpy(), res.predictor.predict(seqs).filter(like="p_").to_numpy())
+    r = invoke("export", res.run_dir, "--format", "onnx")
+    assert r.exit_code == 0, r.output
+    assert json.loads((res.run_dir / "model.onnx.parity.json").read_text())["passed"]
+    r = invoke("train", "--data", expression_csv, "--target-col", "expression", "--out", tmp_path / "bad", "--epochs",
+               1, "--set", "model.params.label_sets=[[0],[]]", *TINY, "-q")
+    assert r.exit_code == 2 and "label_sets is for multi-label targets" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -21,6 +21,7 @@ from biolens.data.builtin import is_builtin
 from biolens.errors import ConfigError
 from biolens.doctor.model import receptive_field
 from biolens.models import create_model, list_models
+from biolens.models.label_sets import MAX_LABEL_SETS
 from biolens.tasks import task_class
 
 SMALL, LARGE = 1_000, 100_000  # guide 4.1: little < 1k, medium 1k-100k, large > 100k
@@ -47,6 +48,23 @@ SHORT_REGRESSION_PARAMS = {"linear_positions": SHORT_NUCLEIC, "linear_kmers": [2
 MANY_LABELS = 10
 MANY_LABEL_PARAMS = {"channels": 64, "dropout": 0.3, "head_dropout": 0.5}
 MANY_LABEL_CHANNELS = MANY_LABEL_PARAMS["channels"]
+LABEL_SET_REPEATS = 10  # the label-set head needs sets that repeat: at least this many train samples per set
+
+
+def label_set_params(label_sets: list[list[int]] | None, n_train: int, given: Mapping[str, Any]
+                     ) -> tuple[dict[str, Any], str]:
+    """The label-set head for many labels (``{"label_sets": …}`` and the reason), when the train split's label
+    sets repeat: 2 … ``MAX_LABEL_SETS`` distinct sets, each seen ``LABEL_SET_REPEATS`` times or more on average;
+    nothing when the user gave ``label_sets`` (``[]`` turns it off)."""
+    if "label_sets" in given or not label_sets:
+        return {}, ""
+    k = len(label_sets)
+    if not 2 <= k <= MAX_LABEL_SETS or n_train < LABEL_SET_REPEATS * k:
+        return {}, ""
+    return {"label_sets": [list(s) for s in label_sets]}, (
+        f"a label-set head over the {k} label sets of the {n_train:,} training samples (each seen "
+        f"{n_train / k:.0f} times on average), mixed 1:1 with the per-label sigmoids: it learns which labels "
+        "occur together (model.params.label_sets=[] turns it off)")
 
 
 def _unset_params(preset: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
@@ -283,7 +301,8 @@ def preset_before_data(cfg: RunConfig, kind: str) -> tuple[RunConfig, list[str]]
 
 def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.ndarray, device_type: str,
                       target_type: str = "classification", *, alphabet: str | None = None,
-                      median_length: float | None = None, labels: int | None = None) -> tuple[RunConfig, list[str]]:
+                      median_length: float | None = None, labels: int | None = None,
+                      label_sets: list[list[int]] | None = None) -> tuple[RunConfig, list[str]]:
     """``train.preset=auto``: model size, epochs, schedule, batch size and class weights from the data size, input
     size, class balance and device, for every field the config leaves unset (what is set is never changed).
 
@@ -294,8 +313,9 @@ def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.
     sequences, DNA/RNA with a median train length of at most 32 ``SHORT_NUCLEIC_PARAMS`` (a 5-wide dilated_resnet
     stem, dropout 0.3 / 0.5; regression also ``SHORT_REGRESSION_PARAMS``, the ridge-started linear term), and
     multi-label targets with ``MANY_LABELS`` or more labels (``labels``)
-    ``MANY_LABEL_PARAMS`` (a 64-channel dilated_resnet, dropout 0.3 / 0.5); multi-label targets train without label
-    smoothing. Returns the config with the choices written in and one reason per choice."""
+    ``MANY_LABEL_PARAMS`` (a 64-channel dilated_resnet, dropout 0.3 / 0.5) and, when the train split's label sets
+    (``label_sets``) repeat, a label-set head over them (:func:`label_set_params`); multi-label targets train
+    without label smoothing. Returns the config with the choices written in and one reason per choice."""
     why: list[str] = []
     if cfg.train.preset != "auto":
         return cfg, why
@@ -343,6 +363,10 @@ def preset_after_data(cfg: RunConfig, kind: str, n_train: int, class_counts: np.
                 model_up["params"] = {**params, **wide}
                 why.append(f"{what}: {labels} labels share one learned representation (wider), which over-fits "
                            "within a few epochs at the default dropout")
+            sets, reason = label_set_params(label_sets, n_train, model_up.get("params", m.params))
+            if sets:
+                model_up["params"] = {**model_up.get("params", m.params), **sets}
+                why.append(reason)
     if target_type == "multilabel" and _unset(t, "label_smoothing") and t.label_smoothing:
         train_up["label_smoothing"] = 0.0
         why.append(f"no label smoothing (was {t.label_smoothing:g}): it moves every label's 0/1 target toward 0.5, "

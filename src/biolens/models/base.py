@@ -84,6 +84,9 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     return torch.softmax(scores, dim=-1)
 
 
+HEAD_MODULES = ("head", "label_set_head")  # output layers: never a frozen stage, trained at the head's lr
+
+
 class ClassifierHead:
     """The classifier-head half of the shared model interface (sequence and image models alike).
 
@@ -128,7 +131,7 @@ class Freezable:
             return declared
         names: list[str] = []
         for name, child in self.named_children():
-            if name == "head":
+            if name in HEAD_MODULES:
                 continue
             if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
                 names += [f"{name}.{n}" for n, _ in child.named_children()]
@@ -140,11 +143,13 @@ class Freezable:
         return [(name, self.get_submodule(name)) for name in self.stage_names()]
 
     def head_parameters(self) -> list[nn.Parameter]:
-        return list(self.head.parameters())
+        """The head's parameters, and those of a label-set head beside it (``label_set_head``) if there is one."""
+        return [p for name in HEAD_MODULES if getattr(self, name, None) is not None
+                for p in getattr(self, name).parameters()]
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """Backbone at ``lr × backbone_lr_scale``, head at ``lr`` (frozen parameters included: they may unfreeze)."""
-        head = {id(p) for p in self.head.parameters()}
+        head = {id(p) for p in self.head_parameters()}
         backbone = [p for p in self.parameters() if id(p) not in head]
         groups = [{"params": self.head_parameters(), "lr": lr, "name": "head"}]
         return ([{"params": backbone, "lr": lr * self.backbone_lr_scale, "name": "backbone"}] if backbone else []) + groups

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from biolens.bundle import MANIFEST, read_yaml, verify_bundle
 from biolens.errors import BiolensError, ConfigError, ModelError
+from biolens.models.base import HEAD_MODULES
 from biolens.models.pretrain import ENCODER_PREFIX, HEAD_PREFIX
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ def load_matching(model: nn.Module, state: dict[str, Tensor], where: str) -> Non
     """Load ``state`` into ``model`` by name. The classifier head is re-initialised when its shape differs (another
     number of classes); any other shape mismatch or missing tensor is a ModelError listing keys."""
     own = model.state_dict()
-    head = {f"head.{k}" for k in model.head.state_dict()} if hasattr(model, "head") else set()
+    head = {f"{name}.{k}" for name in HEAD_MODULES if getattr(model, name, None) is not None
+            for k in getattr(model, name).state_dict()}
     shared = [k for k in own if k in state]
     if not shared:
         raise ModelError(f"{where}: no parameter names match the model {type(model).__name__}; is it weights for another architecture?")

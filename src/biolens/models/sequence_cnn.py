@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from biolens.errors import ModelError
 from biolens.models.base import SequenceClassifier, embed_tokens, masked_max, masked_mean, pool_mask
+from biolens.models.label_sets import LabelSetHead
 from biolens.models.registry import register_model
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,11 @@ class DilatedResNet(SequenceClassifier):
     fraction of each W-base window (DNA/RNA). ``train.preset=auto`` gives short DNA/RNA regression P = 32, k = 2
     and 3, W = 9, started at its ridge solution.
 
+    ``label_sets=[[j, …], …]`` (multi-label targets) adds a :class:`~biolens.models.label_sets.LabelSetHead` on the
+    pooled features: the output becomes the logit of the mixture of each label's sigmoid with the label-set
+    softmax's marginal (weight ``label_set_mix``); ``train.preset=auto`` adds it for 10 or more labels whose sets
+    repeat.
+
     Activations are multiplied by the (down-sampled) padding mask after the stem, inside and after every block, and
     odd lengths are zero-padded to even before pooling, so padded positions stay exactly zero: in eval mode a
     sequence's logits do not depend on how much padding its batch adds.
@@ -236,7 +242,8 @@ class DilatedResNet(SequenceClassifier):
 
     param_ranges = {"blocks": (0, 64), "position_bins": (0, 4096),  # 0 blocks: stem only; 0 bins: no positions
                     "linear_positions": (0, 4096), "linear_kmers": (1, 6),  # 0 positions: no positional weights
-                    "linear_gc_window": (0, 4096)}  # 0: no GC windows
+                    "linear_gc_window": (0, 4096),  # 0: no GC windows
+                    "label_set_mix": (0.0, 1.0)}  # the head checks 0 < mix < 1
 
     def __init__(
         self,
@@ -254,12 +261,15 @@ class DilatedResNet(SequenceClassifier):
         linear_positions: int = 0,
         linear_kmers: Sequence[int] = (),
         linear_gc_window: int = 0,
+        label_sets: Sequence[Sequence[int]] = (),
+        label_set_mix: float = 0.5,
     ):
         super().__init__(
             vocab_size, num_classes, channels=channels, blocks=blocks, stem_kernel=stem_kernel,
             kernel_size=kernel_size, dilations=dilations, downsample=downsample, dropout=dropout,
             head_dropout=head_dropout, position_bins=position_bins, linear_positions=linear_positions,
             linear_kmers=linear_kmers, linear_gc_window=linear_gc_window,
+            label_sets=[list(s) for s in label_sets], label_set_mix=label_set_mix,
         )  # fmt: skip
         if channels < 1 or blocks < 0 or position_bins < 0:
             raise ModelError(
@@ -286,6 +296,8 @@ class DilatedResNet(SequenceClassifier):
         self.token_stride, self.token_features = (2 if self.downsample else 1), channels
         self.linear_term = (LinearTerm(vocab_size - 1, num_classes, linear_positions, linear_kmers, linear_gc_window)
                             if linear_positions or linear_kmers or linear_gc_window else None)
+        self.label_set_head = (LabelSetHead(self.num_features, num_classes, label_sets, head_dropout, label_set_mix)
+                               if len(label_sets) else None)
 
     def _binned_mean(self, h: Tensor, mask: Tensor) -> Tensor:
         """Mean of each of K slices of every sequence's real length: ``(B, C, L), (B, L) → (B, C * K)``."""
@@ -319,11 +331,15 @@ class DilatedResNet(SequenceClassifier):
         return h.transpose(1, 2), mask
 
     def forward(self, x: Tensor, gc: Tensor | None = None) -> Tensor:
-        """``x`` → ``(B, num_classes)``: the head's output, plus the linear term's when there is one."""
-        out = self.forward_head(self.forward_features(x, gc))
-        if self.linear_term is None:
-            return out
-        return out + self.linear_term(*self.linear_inputs(x))
+        """``x`` → ``(B, num_classes)``: the head's output, plus the linear term's when there is one; with label
+        sets, the logits of its mixture with the label-set head (:class:`LabelSetHead`)."""
+        features = self.forward_features(x, gc)
+        out = self.forward_head(features)
+        if self.linear_term is not None:
+            out = out + self.linear_term(*self.linear_inputs(x))
+        if self.label_set_head is not None:
+            out = self.label_set_head(features, out)
+        return out
 
     def linear_inputs(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """What the linear term reads from ``x``: the one-hot ``(B, V-1, L)`` in the term's dtype and the padding
@@ -336,6 +352,9 @@ class DilatedResNet(SequenceClassifier):
             old = self.linear_term
             self.linear_term = LinearTerm(self.vocab_size - 1, self.num_classes,
                                           old.positions, old.kmers, old.gc_window).to(old.linear.weight.device)
+        if self.label_set_head is not None:  # its sets name the old labels: a new label space has none
+            self.label_set_head = None
+            self._config["label_sets"] = []
 
     def forward_features(self, x: Tensor, gc: Tensor | None = None) -> Tensor:
         h, mask = self.trunk(x)

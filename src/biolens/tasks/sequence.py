@@ -220,7 +220,9 @@ class SequenceTask(Task):
         self.with_gc = with_gc
         params = {k: v for k, v in cfg.model.params.items() if k not in ("vocab_size", "num_classes")}
         if start is not None:
-            params = {**start.params, **params}  # the weights' architecture; model.params may change e.g. dropout
+            # the weights' architecture; model.params may change e.g. dropout. Label sets belong to the start's
+            # labels, not its architecture: a new run gets them only from its own model.params
+            params = {**{k: v for k, v in start.params.items() if k != "label_sets"}, **params}
         model = create_model(cfg.model.name, vocab_size=data.alphabet.vocab_size, num_classes=len(data.class_names),
                              **params)
         if start is not None:

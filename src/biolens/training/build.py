@@ -26,7 +26,7 @@ from biolens.training.plots import fit_verdict, plot_history
 from biolens.training.distill import DistillationLoss
 from biolens.training.distributed import Dist, wrap
 from biolens.training.losses import make_loss
-from biolens.training.target_losses import MaskedBCELoss, MaskedRegressionLoss
+from biolens.training.target_losses import LabelSetLoss, MaskedBCELoss, MaskedRegressionLoss
 from biolens.training.optim import make_optimizer
 from biolens.training.schedules import make_scheduler
 from biolens.training.tracking import check_tracking, tracking_callbacks
@@ -121,6 +121,12 @@ def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train:
                                step_size=t.step_size, gamma=t.step_gamma, warmup_epochs=t.warmup_epochs,
                                min_lr=t.min_lr)
     loss_fn = build_loss(t, y_train, num_classes, target_type).to(device)
+    label_sets = getattr(model, "label_set_head", None)
+    if label_sets is not None:  # the set head and the per-label head learn beside the mixed output
+        if target_type != "multilabel":
+            raise ConfigError(f"model.params.label_sets is for multi-label targets; these are {target_type}: "
+                              "remove model.params.label_sets")
+        loss_fn = LabelSetLoss(loss_fn, label_sets)
     if cfg.model.teacher:  # the batches carry the teacher's logits (workflows/train wraps them in TeacherBatches)
         loss_fn = DistillationLoss(loss_fn, t.distill_temperature, t.distill_alpha)
     if getattr(train_batches, "channels_last", False):  # image batches on CUDA: NHWC model to match (cuDNN fast path)

@@ -8,6 +8,8 @@ row's other targets (multi-task data).
   std`` with mean and std fitted on the train split (``data/targets.fit_standardization``, the same numbers the
   contract stores, so predictions come back in the original units); Poisson predicts ``log(y / scale)``.
 - :class:`MaskedBCELoss`: BCE with logits per label, with per-label positive weights (``train.class_weights``).
+- :class:`LabelSetLoss`: for a model with a label-set head, that BCE plus the per-label head's own BCE and the set
+  head's cross-entropy.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from biolens.models.label_sets import LabelSetHead
 
 REGRESSION_LOSSES = ("mse", "huber", "poisson")
 
@@ -91,3 +95,37 @@ class MaskedBCELoss(nn.Module):
         z, y, seen = _observed(logits, y)
         right = ((z > 0) == (y > 0.5)) | ~seen
         return right.all(dim=1).sum()
+
+
+class LabelSetLoss(nn.Module):
+    """The loss of a multi-label model with a label-set head (``models/label_sets.LabelSetHead``): the BCE of its
+    output (the mixed logits), plus, after a training-mode forward, the BCE of the per-label head alone and the
+    cross-entropy of the set head on the samples whose whole label set is known and in its list.
+
+    Each part then learns on its own terms: the sigmoids label by label, the set head which combinations occur. In
+    eval mode (val loss) the head keeps no parts and the loss is the BCE of the output alone.
+
+    Args:
+        base: the per-label loss (:class:`MaskedBCELoss`).
+        head: the model's label-set head; the loss reads (and clears) its ``parts``. It is not a submodule: the
+            model owns its weights.
+    """
+
+    def __init__(self, base: MaskedBCELoss, head: LabelSetHead):
+        super().__init__()
+        self.base = base
+        self._head = (head,)  # a tuple keeps the head out of this module's children and state dict
+        self.correct = base.correct
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self.base(logits, y)
+        head = self._head[0]
+        parts, head.parts = head.parts, None
+        if parts is None or parts[0].shape != logits.shape:  # eval mode, or not this batch's forward
+            return loss
+        z, u = parts
+        index, known = head.set_targets(y.float().reshape(z.shape))
+        loss = loss + self.base(z, y)
+        if bool(known.any()):
+            loss = loss + F.cross_entropy(u.float()[known], index[known])
+        return loss

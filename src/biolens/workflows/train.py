@@ -28,6 +28,7 @@ from biolens.io import atomic_write_text, write_json
 from biolens.data.targets import effective_loss
 from biolens.metrics import evaluation_metrics, summary_line
 from biolens.models.inference import predict_logits
+from biolens.models.label_sets import observed_label_sets
 from biolens.tasks import Predictor, Task, codec_for, make_task, write_predictions
 from biolens.training import distributed
 from biolens.doctor.advise import preset_after_data, preset_before_data
@@ -297,9 +298,11 @@ def preset_for(cfg: RunConfig, task: Task, device_type: str) -> tuple[RunConfig,
     """``train.preset=auto``'s choices that depend on the prepared data (``preset_after_data``) for ``task``."""
     spec, lengths = task.input_spec(), (task.report().get("lengths") or {}).get("train") or {}
     target_type = getattr(task, "target_type", "classification")
+    multilabel = target_type == "multilabel"
     return preset_after_data(cfg, task.kind, task.size("train"), class_counts(task), device_type, target_type,
                              alphabet=spec.get("alphabet"), median_length=lengths.get("median"),
-                             labels=len(task.class_names) if target_type == "multilabel" else None)
+                             labels=len(task.class_names) if multilabel else None,
+                             label_sets=observed_label_sets(task.labels("train")) if multilabel else None)
 
 
 def class_counts(task: Task) -> np.ndarray:
