@@ -21,7 +21,7 @@ from biolens.data.builtin import is_builtin
 from biolens.errors import ConfigError
 from biolens.doctor.model import receptive_field
 from biolens.models import create_model, list_models
-from biolens.models.label_sets import MAX_LABEL_SETS
+from biolens.models.label_sets import LABEL_SET_MIX, MAX_LABEL_SETS
 from biolens.tasks import task_class
 
 SMALL, LARGE = 1_000, 100_000  # guide 4.1: little < 1k, medium 1k-100k, large > 100k
@@ -61,10 +61,11 @@ def label_set_params(label_sets: list[list[int]] | None, n_train: int, given: Ma
     k = len(label_sets)
     if not 2 <= k <= MAX_LABEL_SETS or n_train < LABEL_SET_REPEATS * k:
         return {}, ""
+    mix = float(given.get("label_set_mix", LABEL_SET_MIX))
     return {"label_sets": [list(s) for s in label_sets]}, (
         f"a label-set head over the {k} label sets of the {n_train:,} training samples (each seen "
-        f"{n_train / k:.0f} times on average), mixed 1:1 with the per-label sigmoids: it learns which labels "
-        "occur together (model.params.label_sets=[] turns it off)")
+        f"{n_train / k:.0f} times on average), weight {mix:g} against the per-label sigmoids: it learns which "
+        "labels occur together (model.params.label_sets=[] turns it off)")
 
 
 def _unset_params(preset: Mapping[str, Any], given: Mapping[str, Any]) -> tuple[dict[str, Any], str]:

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from biolens.errors import ModelError
 
+LABEL_SET_MIX = 0.5  # the set head's default weight in the mixture: the two views count alike
 MAX_LABEL_SETS = 512  # beyond this the label sets no longer repeat enough for a softmax over them to learn
 
 
@@ -77,7 +78,7 @@ class LabelSetHead(nn.Module):
     """
 
     def __init__(self, num_features: int, num_labels: int, label_sets: Sequence[Sequence[int]], dropout: float = 0.0,
-                 mix: float = 0.5):
+                 mix: float = LABEL_SET_MIX):
         super().__init__()
         for k, s in enumerate(label_sets):
             if isinstance(s, (str, bytes)) or not isinstance(s, Sequence) or not all(

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from biolens.errors import ModelError
 from biolens.models.base import SequenceClassifier, embed_tokens, masked_max, masked_mean, pool_mask
-from biolens.models.label_sets import LabelSetHead
+from biolens.models.label_sets import LABEL_SET_MIX, LabelSetHead
 from biolens.models.registry import register_model
 
 log = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ class DilatedResNet(SequenceClassifier):
         linear_kmers: Sequence[int] = (),
         linear_gc_window: int = 0,
         label_sets: Sequence[Sequence[int]] = (),
-        label_set_mix: float = 0.5,
+        label_set_mix: float = LABEL_SET_MIX,
     ):
         super().__init__(
             vocab_size, num_classes, channels=channels, blocks=blocks, stem_kernel=stem_kernel,
