@@ -326,7 +326,7 @@ def test_short_dna_regression_starts_from_the_ridge_term_and_exports_with_parity
         assert not (tmp_path / "bad").exists()  # refused before any run folder
 
 
-def test_a_label_set_head_trains_reloads_and_exports_with_parity(peptides_csv, expression_csv, tmp_path):
+def test_a_label_set_head_trains_reloads_and_exports_with_parity(peptides_csv, expression_csv, tmp_path, monkeypatch):
     sets = [[], [0], [1], [2], [3], [0, 1]]
     res = train(data=str(peptides_csv), out=tmp_path / "sets", target_cols=["labels"],
                 **{**FAST, "epochs": 2, "params": {**TINY_MODEL, "label_sets": sets}})
@@ -337,7 +337,11 @@ def test_a_label_set_head_trains_reloads_and_exports_with_parity(peptides_csv, e
     r = invoke("export", res.run_dir, "--format", "onnx")
     assert r.exit_code == 0, r.output
     assert json.loads((res.run_dir / "model.onnx.parity.json").read_text())["passed"]
+    def no_lr_test(*args, **kwargs):
+        raise AssertionError("the LR range test ran before the label-set refusal")
+
+    monkeypatch.setattr("biolens.workflows.train.auto_lr", no_lr_test)
     r = invoke("train", "--data", expression_csv, "--target-col", "expression", "--out", tmp_path / "bad", "--epochs",
-               1, "--set", "model.params.label_sets=[[0],[]]", *TINY, "-q")
+               1, "--set", "model.params.label_sets=[[0],[]]", "--set", "train.lr=auto", *TINY, "-q")
     assert r.exit_code == 2 and "label_sets is for multi-label targets" in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -223,6 +223,9 @@ class SequenceTask(Task):
             # the weights' architecture; model.params may change e.g. dropout. Label sets belong to the start's
             # labels, not its architecture: a new run gets them only from its own model.params
             params = {**{k: v for k, v in start.params.items() if k != "label_sets"}, **params}
+        if params.get("label_sets") and self.target_type != "multilabel":  # before any LR test or run folder
+            raise ConfigError(f"model.params.label_sets is for multi-label targets; these are {self.target_type}: "
+                              "remove model.params.label_sets")
         model = create_model(cfg.model.name, vocab_size=data.alphabet.vocab_size, num_classes=len(data.class_names),
                              **params)
         if start is not None:

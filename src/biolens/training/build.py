@@ -122,11 +122,8 @@ def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train:
                                min_lr=t.min_lr)
     loss_fn = build_loss(t, y_train, num_classes, target_type).to(device)
     label_sets = getattr(model, "label_set_head", None)
-    if label_sets is not None:  # the set head and the per-label head learn beside the mixed output
-        if target_type != "multilabel":
-            raise ConfigError(f"model.params.label_sets is for multi-label targets; these are {target_type}: "
-                              "remove model.params.label_sets")
-        loss_fn = LabelSetLoss(loss_fn, label_sets)
+    if label_sets is not None:  # the set head and the per-label head learn beside the mixed output (the task's
+        loss_fn = LabelSetLoss(loss_fn, label_sets)  # build_model refuses the head for other target types)
     if cfg.model.teacher:  # the batches carry the teacher's logits (workflows/train wraps them in TeacherBatches)
         loss_fn = DistillationLoss(loss_fn, t.distill_temperature, t.distill_alpha)
     if getattr(train_batches, "channels_last", False):  # image batches on CUDA: NHWC model to match (cuDNN fast path)
