@@ -21,9 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import brier_score_loss, roc_curve  # noqa: E402
 
+from biolens.contract import decide_labels  # noqa: E402
 from biolens.evaluation.bootstrap import _interval  # noqa: E402
 from biolens.evaluation.threshold import choose_threshold  # noqa: E402
-from biolens.metrics import compute_target, get_metric, metric_names, target_metrics  # noqa: E402
+from biolens.metrics import get_metric, metric_names, target_metrics  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +65,16 @@ def multilabel_cis(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, *, at_l
     r_auc = min(n_resamples, max(100, AUC_WORK // max(n * k, 1)))
     rng = np.random.default_rng(seed)
     draws = {m: np.full(n_resamples, np.nan) for m in names}
+    decided = decide_labels(p, thresholds, at_least_one)  # row by row, so a resample's decisions are these rows'
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for r in range(n_resamples):
             idx = rng.integers(0, n, n)
+            yr, pr, dr = y[idx], p[idx], decided[idx]
             for m in names:
                 if m in scores and r >= r_auc:
                     continue
-                draws[m][r] = compute_target(m, "multilabel", y[idx], p[idx], thresholds, at_least_one)
+                draws[m][r] = get_metric(m).multilabel(yr, pr, dr)
     out: dict[str, Any] = {m: _interval(draws[m], alpha) for m in names}
     out["auc_resamples"] = r_auc
     return out
