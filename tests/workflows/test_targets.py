@@ -337,6 +337,7 @@ def test_a_label_set_head_trains_reloads_and_exports_with_parity(peptides_csv, e
     r = invoke("export", res.run_dir, "--format", "onnx")
     assert r.exit_code == 0, r.output
     assert json.loads((res.run_dir / "model.onnx.parity.json").read_text())["passed"]
+
     def no_lr_test(*args, **kwargs):
         raise AssertionError("the LR range test ran before the label-set refusal")
 

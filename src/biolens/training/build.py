@@ -122,8 +122,10 @@ def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train:
                                min_lr=t.min_lr)
     loss_fn = build_loss(t, y_train, num_classes, target_type).to(device)
     label_sets = getattr(model, "label_set_head", None)
-    if label_sets is not None:  # the set head and the per-label head learn beside the mixed output (the task's
-        loss_fn = LabelSetLoss(loss_fn, label_sets)  # build_model refuses the head for other target types)
+    # the set head and the per-label head learn beside the mixed output (multi-label targets only: the task's
+    # build_model refuses the head for other target types)
+    if label_sets is not None:
+        loss_fn = LabelSetLoss(loss_fn, label_sets)
     if cfg.model.teacher:  # the batches carry the teacher's logits (workflows/train wraps them in TeacherBatches)
         loss_fn = DistillationLoss(loss_fn, t.distill_temperature, t.distill_alpha)
     if getattr(train_batches, "channels_last", False):  # image batches on CUDA: NHWC model to match (cuDNN fast path)
