@@ -66,6 +66,7 @@ def multilabel_cis(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, *, at_l
     rng = np.random.default_rng(seed)
     draws = {m: np.full(n_resamples, np.nan) for m in names}
     decided = decide_labels(p, thresholds, at_least_one)  # row by row, so a resample's decisions are these rows'
+    fns = {m: get_metric(m).multilabel for m in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for r in range(n_resamples):
@@ -74,7 +75,7 @@ def multilabel_cis(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, *, at_l
             for m in names:
                 if m in scores and r >= r_auc:
                     continue
-                draws[m][r] = get_metric(m).multilabel(yr, pr, dr)
+                draws[m][r] = fns[m](yr, pr, dr)
     out: dict[str, Any] = {m: _interval(draws[m], alpha) for m in names}
     out["auc_resamples"] = r_auc
     return out
