@@ -41,12 +41,15 @@ from sklearn.metrics import (
 )
 
 from biolens.contract import decide, decide_labels
-from biolens.metric_fns import (complete, defined, f1, hamming, mcc_cells, micro, ovr_auc, ovr_ap,
-                                 per_label, per_label_mean, ratio, two_classes)
+from biolens.metric_fns import (complete, count_ratio, defined, example_counts, f1, f1_counts, hamming,
+                                 hamming_counts, macro_f1_from_counts, mcc_cells, micro, ovr_auc, ovr_ap, per_label,
+                                 per_label_mean, ratio, set_overlap, two_classes)
 from biolens.errors import ConfigError
 
 Direction = Literal["max", "min"]
 Cells = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+SampleCounts = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (Y 0/1/NaN, decisions) -> (N, C) per-sample counts
+FromCounts = Callable[[np.ndarray], np.ndarray]  # counts summed over samples (…, C) -> the metric (…)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ class Metric:
     multi_scores: Callable[[np.ndarray, np.ndarray], float] | None = None  # multi-class, from (N, C) probabilities
     regression: Callable[[np.ndarray, np.ndarray], float] | None = None  # one target: (observed, predicted), no NaN
     multilabel: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None  # (Y 0/1/NaN, P, decisions)
+    # multi-label decision metrics that are a function of counts summed over samples, so that the bootstrap sums
+    # resampled rows instead of calling scikit-learn a thousand times (tests check both give the same value)
+    sample_counts: SampleCounts | None = None
+    from_counts: FromCounts | None = None
 
     def applies(self, binary: bool) -> bool:
         if binary:
@@ -127,7 +134,8 @@ for _m in (
     Metric("macro_f1", "max", "F1 averaged over classes (multi-label: over labels, at their thresholds)",
            labels=lambda y, p: f1_score(y, p, labels=np.unique(np.concatenate([y, p])), average="macro",
                                         zero_division=0),
-           multilabel=lambda y, p, d: per_label_mean(f1, y, d, needs_both=False)),
+           multilabel=lambda y, p, d: per_label_mean(f1, y, d, needs_both=False),
+           sample_counts=f1_counts, from_counts=macro_f1_from_counts),
 ):
     register_metric(_m)
 
@@ -155,15 +163,19 @@ for _m in (
     Metric("micro_pr_auc", "max", "multi-label: average precision over every (sample, label) pair",
            needs_scores=True, multilabel=micro(average_precision_score)),
     Metric("hamming_loss", "min", "multi-label: fraction of wrong label decisions (MFTP's absolute false)",
-           multilabel=hamming),
+           multilabel=hamming, sample_counts=hamming_counts, from_counts=count_ratio),
     Metric("subset_accuracy", "max", "multi-label: fraction of samples whose whole label set is right (MFTP's "
-           "absolute true)", multilabel=complete(accuracy_score)),
+           "absolute true)", multilabel=complete(accuracy_score),
+           sample_counts=example_counts(set_overlap("exact")), from_counts=count_ratio),
     Metric("aiming", "max", "multi-label: example-based precision |Y ∩ Ŷ| / |Ŷ| averaged over samples",
-           multilabel=complete(precision_score, average="samples", zero_division=0)),
+           multilabel=complete(precision_score, average="samples", zero_division=0),
+           sample_counts=example_counts(set_overlap("aiming")), from_counts=count_ratio),
     Metric("coverage", "max", "multi-label: example-based recall |Y ∩ Ŷ| / |Y| averaged over samples",
-           multilabel=complete(recall_score, average="samples", zero_division=0)),
+           multilabel=complete(recall_score, average="samples", zero_division=0),
+           sample_counts=example_counts(set_overlap("coverage")), from_counts=count_ratio),
     Metric("example_accuracy", "max", "multi-label: example-based Jaccard |Y ∩ Ŷ| / |Y ∪ Ŷ| averaged over samples",
-           multilabel=complete(jaccard_score, average="samples", zero_division=0)),
+           multilabel=complete(jaccard_score, average="samples", zero_division=0),
+           sample_counts=example_counts(set_overlap("jaccard")), from_counts=count_ratio),
 ):
     register_metric(_m)
 

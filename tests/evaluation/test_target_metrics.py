@@ -15,7 +15,8 @@ from biolens.evaluation.multilabel import label_thresholds, multilabel_metrics
 from biolens.evaluation.paired_targets import paired_bootstrap
 from biolens.evaluation.regression import regression_metrics
 from biolens.metric_fns import per_label
-from biolens.metrics import check_monitor, compute_target, monitor_direction, target_metrics
+from biolens.metrics import (check_monitor, compute_target, get_metric, metric_names, monitor_direction,
+                             target_metrics)
 
 def approx(value, abs: float = 1e-6):  # noqa: A002  (metrics.json values are rounded to 6 decimals)
     return pytest.approx(value, abs=abs)
@@ -211,3 +212,27 @@ def test_per_label_scores_every_label_as_scikit_learn_does_one_by_one():
                                [f1_score(y[:, j], d[:, j], zero_division=0) for j in range(5)])
     y[0, 0] = np.nan  # a missing entry: label by label, over each label's observed rows
     assert per_label(roc_auc_score, y, p)[0] == pytest.approx(roc_auc_score(y[1:, 0], p[1:, 0]))
+
+
+@pytest.mark.parametrize("missing, unobserved_label", [(0.0, False), (0.08, False), (0.08, True)])
+def test_sample_counted_metrics_give_scikit_learns_value_on_every_resample(missing, unobserved_label):
+    """The bootstrap sums per-sample counts for the multi-label decision metrics instead of calling scikit-learn on
+    each resample: on resamples with repeated rows, empty true and decided sets, a label never true nor decided,
+    missing entries and a label missing everywhere (no fully observed row: the example-based metrics are NaN), the
+    counts give the registry's scikit-learn figure."""
+    rng = np.random.default_rng(7)
+    y = (rng.random((150, 6)) < 0.25).astype(float)
+    y[:, 5] = 0.0
+    y[rng.random(y.shape) < missing] = np.nan
+    if unobserved_label:
+        y[:, 4] = np.nan
+    d = rng.random(y.shape) < 0.3
+    d[:10] = False  # empty decided sets
+    counted = [n for n in metric_names(target_type="multilabel") if get_metric(n).sample_counts]
+    assert set(counted) == {"macro_f1", "hamming_loss", "subset_accuracy", "aiming", "coverage", "example_accuracy"}
+    for _ in range(5):
+        idx = rng.integers(0, len(y), len(y))
+        for name in counted:
+            m = get_metric(name)
+            want = m.multilabel(y[idx], np.zeros_like(y[idx]), d[idx])
+            assert m.from_counts(m.sample_counts(y, d)[idx].sum(axis=0)) == pytest.approx(want, abs=1e-12, nan_ok=True), name

@@ -66,16 +66,25 @@ def multilabel_cis(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, *, at_l
     rng = np.random.default_rng(seed)
     draws = {m: np.full(n_resamples, np.nan) for m in names}
     decided = decide_labels(p, thresholds, at_least_one)  # row by row, so a resample's decisions are these rows'
-    fns = {m: get_metric(m).multilabel for m in names}
+    counted = {m: get_metric(m).sample_counts(y, decided) for m in names if get_metric(m).sample_counts}
+    summed = {m: np.zeros((n_resamples, c.shape[1])) for m, c in counted.items()}
+    fns = {m: get_metric(m).multilabel for m in names if m not in counted}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for r in range(n_resamples):
             idx = rng.integers(0, n, n)
+            times = np.bincount(idx, minlength=n)  # how often each sample was drawn
+            for m, c in counted.items():
+                summed[m][r] = times.astype(c.dtype) @ c
+            if r >= r_auc and all(m in scores for m in fns):
+                continue
             yr, pr, dr = y[idx], p[idx], decided[idx]
-            for m in names:
+            for m, fn in fns.items():
                 if m in scores and r >= r_auc:
                     continue
-                draws[m][r] = fns[m](yr, pr, dr)
+                draws[m][r] = fn(yr, pr, dr)
+    for m, c in summed.items():
+        draws[m] = get_metric(m).from_counts(c)
     out: dict[str, Any] = {m: _interval(draws[m], alpha) for m in names}
     out["auc_resamples"] = r_auc
     return out
