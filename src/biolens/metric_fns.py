@@ -124,13 +124,11 @@ def example_counts(score: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Cal
 def set_overlap(kind: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Per sample, from label sets as bool rows: ``exact`` match, ``aiming`` |Y ∩ Ŷ| / |Ŷ|, ``coverage`` |Y ∩ Ŷ| /
     |Y| or ``jaccard`` |Y ∩ Ŷ| / |Y ∪ Ŷ|, 0 where the divisor is 0 (scikit-learn's ``zero_division=0``)."""
-    def score(t: np.ndarray, d: np.ndarray) -> np.ndarray:
-        if kind == "exact":
-            return (t == d).all(axis=1).astype(np.float64)
-        inter = (t & d).sum(axis=1)
-        div = {"aiming": d.sum(axis=1), "coverage": t.sum(axis=1), "jaccard": (t | d).sum(axis=1)}[kind]
-        return np.nan_to_num(ratio(inter, div))
-    return score
+    if kind == "exact":
+        return lambda t, d: (t == d).all(axis=1).astype(np.float64)
+    divisor = {"aiming": lambda t, d: d.sum(axis=1), "coverage": lambda t, d: t.sum(axis=1),
+               "jaccard": lambda t, d: (t | d).sum(axis=1)}[kind]
+    return lambda t, d: np.nan_to_num(ratio((t & d).sum(axis=1), divisor(t, d)))
 
 
 def hamming_counts(y: np.ndarray, d: np.ndarray) -> np.ndarray:

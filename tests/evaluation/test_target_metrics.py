@@ -235,4 +235,5 @@ def test_sample_counted_metrics_give_scikit_learns_value_on_every_resample(missi
         for name in counted:
             m = get_metric(name)
             want = m.multilabel(y[idx], np.zeros_like(y[idx]), d[idx])
-            assert m.from_counts(m.sample_counts(y, d)[idx].sum(axis=0)) == pytest.approx(want, abs=1e-12, nan_ok=True), name
+            got = m.from_counts(m.sample_counts(y, d)[idx].sum(axis=0))
+            assert got == pytest.approx(want, abs=1e-12, nan_ok=True), name

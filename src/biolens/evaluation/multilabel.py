@@ -69,6 +69,7 @@ def multilabel_cis(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, *, at_l
     counted = {m: get_metric(m).sample_counts(y, decided) for m in names if get_metric(m).sample_counts}
     summed = {m: np.zeros((n_resamples, c.shape[1])) for m, c in counted.items()}
     fns = {m: get_metric(m).multilabel for m in names if m not in counted}
+    late = {m: fn for m, fn in fns.items() if m not in scores}  # past the AUC budget
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for r in range(n_resamples):
@@ -76,13 +77,11 @@ def multilabel_cis(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, *, at_l
             times = np.bincount(idx, minlength=n)  # how often each sample was drawn
             for m, c in counted.items():
                 summed[m][r] = times.astype(c.dtype) @ c
-            if r >= r_auc and all(m in scores for m in fns):
-                continue
-            yr, pr, dr = y[idx], p[idx], decided[idx]
-            for m, fn in fns.items():
-                if m in scores and r >= r_auc:
-                    continue
-                draws[m][r] = fn(yr, pr, dr)
+            active = fns if r < r_auc else late
+            if active:
+                yr, pr, dr = y[idx], p[idx], decided[idx]
+                for m, fn in active.items():
+                    draws[m][r] = fn(yr, pr, dr)
     for m, c in summed.items():
         draws[m] = get_metric(m).from_counts(c)
     out: dict[str, Any] = {m: _interval(draws[m], alpha) for m in names}
