@@ -104,9 +104,13 @@ def save_weights(model: nn.Module, path: str | Path) -> None:
         raise
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+def load_weights(model: nn.Module, path: str | Path, ignore: str | None = None) -> nn.Module:
+    """Load ``path`` into ``model``, every tensor matching; ``ignore``: a name prefix of tensors the file may hold
+    beyond the model's (e.g. a finished run's neighbour-transfer memory, when a resume loads its network)."""
     try:
         missing, unexpected = load_model(model, str(path), strict=False)
+        if ignore:
+            unexpected = [k for k in unexpected if not k.startswith(ignore)]
     except (SafetensorError, OSError, RuntimeError) as e:
         raise BundleError(f"{path}: cannot load weights ({str(e).splitlines()[0]}); the file is damaged or from another model") from None
     if missing or unexpected:

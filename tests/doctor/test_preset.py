@@ -18,6 +18,11 @@ from biolens.doctor.advise import (
 from biolens.models.label_sets import MAX_LABEL_SETS
 
 
+def _net(params: dict) -> dict:
+    """The network's params, without the neighbour-transfer request (its own test below)."""
+    return {k: v for k, v in params.items() if k != "neighbors"}
+
+
 def _cfg(**model: object) -> RunConfig:
     return RunConfig(data={"path": "x.csv"}, model=model)
 
@@ -31,14 +36,14 @@ def _after(cfg: RunConfig, alphabet: str, median: float, target: str = "classifi
 def test_short_dna_and_rna_get_a_narrow_stem_and_more_dropout_with_the_reason():
     for alphabet in ("rna", "dna"):
         cfg, why = _after(_cfg(), alphabet, 21)
-        assert cfg.model.params == {"stem_kernel": 5, "dropout": 0.3, "head_dropout": 0.5} == SHORT_NUCLEIC_PARAMS
+        assert _net(cfg.model.params) == {"stem_kernel": 5, "dropout": 0.3, "head_dropout": 0.5} == SHORT_NUCLEIC_PARAMS
         reason = f"stem_kernel 5, dropout 0.3, head_dropout 0.5: median {alphabet.upper()} length 21 ≤ 32"
         assert any(w.startswith(reason) for w in why), why
 
 
 def test_short_dna_and_rna_regression_also_gets_the_linear_term():
     cfg, why = _after(_cfg(), "rna", 21, "regression")
-    assert cfg.model.params == {**SHORT_NUCLEIC_PARAMS, **SHORT_REGRESSION_PARAMS}
+    assert _net(cfg.model.params) == {**SHORT_NUCLEIC_PARAMS, **SHORT_REGRESSION_PARAMS}
     assert SHORT_REGRESSION_PARAMS == {"linear_positions": 32, "linear_kmers": [2, 3], "linear_gc_window": 9}
     assert any("linear_positions 32, linear_kmers [2,3], linear_gc_window 9: median RNA length 21" in w
                and "ridge solution" in w and "GC fraction of 9-base windows" in w
@@ -57,11 +62,11 @@ def test_the_stem_stays_for_proteins_longer_inputs_other_models_and_what_the_use
     assert "stem_kernel" not in _after(_cfg(), "dna", 60)[0].model.params
     assert _after(_cfg(name="motif_cnn"), "rna", 21)[0].model.params == {}
     kept, why = _after(_cfg(params={"stem_kernel": 9, "dropout": 0.2, "channels": 16}), "rna", 21)
-    assert kept.model.params == {"stem_kernel": 9, "dropout": 0.2, "channels": 16, "head_dropout": 0.5}
+    assert _net(kept.model.params) == {"stem_kernel": 9, "dropout": 0.2, "channels": 16, "head_dropout": 0.5}
     assert any(w.startswith("head_dropout 0.5: median RNA length 21") for w in why), why  # only what it added
     merged = _after(_cfg(params={"channels": 16}), "rna", 21)[0]
-    assert merged.model.params == {"channels": 16, **SHORT_NUCLEIC_PARAMS}
-    mine = _cfg(params=dict(SHORT_NUCLEIC_PARAMS))
+    assert _net(merged.model.params) == {"channels": 16, **SHORT_NUCLEIC_PARAMS}
+    mine = _cfg(params={**SHORT_NUCLEIC_PARAMS, "neighbors": {}})
     assert _after(mine, "rna", 21)[1] == []  # nothing left to choose: no reason given
     off = RunConfig(data={"path": "x.csv"}, train={"preset": "none"})
     assert _after(off, "rna", 21) == (off, [])
@@ -97,15 +102,15 @@ def test_many_label_sequence_targets_get_a_wider_net_with_its_reason():
                                  median_length=30, labels=labels)
 
     cfg, why = after(_cfg(), 21)
-    assert cfg.model.params == {"channels": MANY_LABEL_CHANNELS, "dropout": 0.3, "head_dropout": 0.5}
+    assert _net(cfg.model.params) == {"channels": MANY_LABEL_CHANNELS, "dropout": 0.3, "head_dropout": 0.5}
     assert any(w.startswith("channels 64, dropout 0.3, head_dropout 0.5: 21 labels share one learned") for w in why)
-    assert after(_cfg(), MANY_LABELS - 1)[0].model.params == {}
+    assert _net(after(_cfg(), MANY_LABELS - 1)[0].model.params) == {}
     kept = after(_cfg(params={"channels": 16}), 21)[0].model.params  # the user's choice stays
-    assert kept == {"channels": 16, "dropout": 0.3, "head_dropout": 0.5}
+    assert _net(kept) == {"channels": 16, "dropout": 0.3, "head_dropout": 0.5}
     assert after(_cfg(name="transformer"), 21)[0].model.params == {}
     short_rna, _ = preset_after_data(_cfg(), "sequence", 7000, np.array([]), "cpu", "multilabel", alphabet="rna",
                                      median_length=21, labels=12)
-    assert short_rna.model.params == {**SHORT_NUCLEIC_PARAMS, "channels": MANY_LABEL_CHANNELS}  # short RNA's dropout
+    assert _net(short_rna.model.params) == {**SHORT_NUCLEIC_PARAMS, "channels": MANY_LABEL_CHANNELS}  # short RNA's dropout
 
 
 def test_many_labels_whose_sets_repeat_get_a_label_set_head_with_its_reason():
@@ -117,7 +122,7 @@ def test_many_labels_whose_sets_repeat_get_a_label_set_head_with_its_reason():
                                  median_length=30, labels=labels, label_sets=label_sets)
 
     cfg, why = after(_cfg(), sets)
-    assert cfg.model.params == {"channels": MANY_LABEL_CHANNELS, "dropout": 0.3, "head_dropout": 0.5,
+    assert _net(cfg.model.params) == {"channels": MANY_LABEL_CHANNELS, "dropout": 0.3, "head_dropout": 0.5,
                                 "label_sets": sets}
     assert any(w.startswith("a label-set head over the 4 label sets of the 7,000 training samples (each seen 1750 "
                             "times on average)") for w in why), why
@@ -129,3 +134,19 @@ def test_many_labels_whose_sets_repeat_get_a_label_set_head_with_its_reason():
     off = after(_cfg(params={"label_sets": []}), sets)[0].model.params  # the user's [] turns it off
     assert off["label_sets"] == []
     assert "label_sets" not in after(_cfg(name="transformer"), sets)[0].model.params
+
+
+def test_sequence_classes_and_label_sets_ask_for_neighbour_transfer_with_its_reason():
+    for alphabet, k in (("protein", 3), ("dna", 6), ("rna", 6)):
+        for target in ("classification", "multilabel"):
+            cfg, why = _after(_cfg(), alphabet, 40, target)
+            assert cfg.model.params["neighbors"] == {"k": k, "count": 10}
+            assert any(w.startswith(f"nearest-neighbour label transfer ({k}-mer Jaccard") for w in why), why
+    assert "neighbors" not in _after(_cfg(), "protein", 40, "regression")[0].model.params
+    assert "neighbors" not in _after(_cfg(name="transformer"), "protein", 40)[0].model.params
+    off, why = _after(_cfg(params={"neighbors": {}}), "protein", 40)
+    assert off.model.params["neighbors"] == {} and not any("neighbour" in w for w in why)
+    mine = _after(_cfg(params={"neighbors": {"k": 4}}), "protein", 40)[0]
+    assert mine.model.params["neighbors"] == {"k": 4}
+    image, _ = preset_after_data(_cfg(), "image", 500, np.array([250, 250]), "cpu")
+    assert "neighbors" not in image.model.params

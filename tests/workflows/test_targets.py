@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from biolens.cli.main import app
+from biolens.config import load_config
 from biolens.data.synthetic import synthetic_expression, synthetic_peptides
 from biolens.tasks import Predictor
 from biolens.workflows.train import train
@@ -157,7 +158,9 @@ def test_label_sets_never_empty_in_training_are_never_empty_in_predictions(pepti
     data = tmp_path / "labelled.csv"
     frame[frame["labels"] != ""].to_csv(data, index=False)  # every peptide carries at least one motif
     run = tmp_path / "nonempty"
-    res = train(data=str(data), out=run, target_cols=["labels"], **{**FAST, "epochs": 1})
+    # neighbour transfer off: it would make the predictions of these training peptides sure of their own labels
+    fast = {**FAST, "epochs": 1, "params": {**TINY_MODEL, "neighbors": {}}}
+    res = train(data=str(data), out=run, target_cols=["labels"], **fast)
     contract = json.loads((run / "contract.json").read_text())
     assert contract["at_least_one_label"] is True
     assert "at_least_one_label: true" in (run / "config.yaml").read_text()  # the resolved choice, reproducible
@@ -167,8 +170,7 @@ def test_label_sets_never_empty_in_training_are_never_empty_in_predictions(pepti
     probs = frame[[f"p_{n}" for n in contract["class_names"]]].to_numpy()
     assert not (probs >= 0.999).any()
     assert frame["prediction"].tolist() == np.asarray(contract["class_names"])[probs.argmax(axis=1)].tolist()
-    off = train(data=str(data), out=tmp_path / "off", target_cols=["labels"], at_least_one_label=False,
-                **{**FAST, "epochs": 1})
+    off = train(data=str(data), out=tmp_path / "off", target_cols=["labels"], at_least_one_label=False, **fast)
     assert off.predictor.contract.at_least_one_label is False
     assert res.metrics["test"]["subset_accuracy"] >= off.metrics["test"]["subset_accuracy"]
 
@@ -345,4 +347,21 @@ def test_a_label_set_head_trains_reloads_and_exports_with_parity(peptides_csv, e
     r = invoke("train", "--data", expression_csv, "--target-col", "expression", "--out", tmp_path / "bad", "--epochs",
                1, "--set", "model.params.label_sets=[[0],[]]", "--set", "train.lr=auto", *TINY, "-q")
     assert r.exit_code == 2 and "label_sets is for multi-label targets" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_neighbour_transfer_is_fitted_saved_and_reloaded_and_refused_for_regression(peptides_csv, expression_csv,
+                                                                                     tmp_path):
+    res = train(data=str(peptides_csv), out=tmp_path / "nn", target_cols=["labels"],
+                **{**FAST, "epochs": 2, "params": {**TINY_MODEL, "neighbors": {"k": 2, "count": 5}}})
+    fit = json.loads((res.run_dir / "train_summary.json").read_text())["neighbor_transfer"]
+    assert fit["k"] == 2 and fit["memory"] == res.data_report["lengths"]["train"]["n"]  # every train peptide
+    params = load_config(res.run_dir / "config.yaml").model.params["neighbors"]
+    assert ("size" in params) == fit["used"] and params["k"] == 2  # the fitted spec, or the request when unused
+    seqs = ["ACDEFRRWWGHIKLMNPQST", "GGGGCYCYAAAADEDEKK"]
+    again = Predictor.load(res.run_dir).predict(seqs)
+    assert np.allclose(again.filter(like="p_").to_numpy(), res.predictor.predict(seqs).filter(like="p_").to_numpy())
+    r = invoke("train", "--data", expression_csv, "--target-col", "expression", "--out", tmp_path / "bad", "--epochs",
+               1, "--set", "model.params.neighbors={k: 3}", *TINY, "-q")
+    assert r.exit_code == 2 and "neighbors transfers class or label votes" in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -43,7 +43,7 @@ def observed_label_sets(y: np.ndarray) -> list[list[int]]:
     return [np.flatnonzero(known[i]).tolist() for i in sorted(first)]
 
 
-def _logaddexp(a: Tensor, b: Tensor) -> Tensor:
+def logaddexp(a: Tensor, b: Tensor) -> Tensor:
     """``log(exp(a) + exp(b))`` from max, exp and log1p (plain ONNX operators)."""
     return torch.maximum(a, b) + torch.log1p(torch.exp(-(a - b).abs()))
 
@@ -57,8 +57,8 @@ def mix_label_set_logits(z: Tensor, u: Tensor, sets: Tensor, mix: float) -> Tens
     log_in = torch.log((q @ sets).clamp_min(tiny))  # log P(label in the set), (B, T)
     log_out = torch.log((q @ (1 - sets)).clamp_min(tiny))  # its complement, summed directly (no 1 − x cancellation)
     keep, move = math.log1p(-mix), math.log(mix)
-    log_p = _logaddexp(keep + F.logsigmoid(z), move + log_in)
-    log_q = _logaddexp(keep + F.logsigmoid(-z), move + log_out)
+    log_p = logaddexp(keep + F.logsigmoid(z), move + log_in)
+    log_q = logaddexp(keep + F.logsigmoid(-z), move + log_out)
     return log_p - log_q
 
 

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from biolens.errors import ModelError
 from biolens.models.base import SequenceClassifier, embed_tokens, masked_max, masked_mean, pool_mask
 from biolens.models.label_sets import LABEL_SET_MIX, LabelSetHead
+from biolens.models.neighbors import FITTED_KEYS, NeighborTransfer, check_request, request
 from biolens.models.registry import register_model
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,12 @@ class DilatedResNet(SequenceClassifier):
     softmax's marginal (weight ``label_set_mix``); ``train.preset=auto`` adds it for 10 or more labels whose sets
     repeat.
 
+    ``neighbors={k: 3, count: 10}`` (classification and multi-label targets) asks for nearest-neighbour label transfer
+    (:class:`~biolens.models.neighbors.NeighborTransfer`): after training, the output in eval mode is blended with
+    the labels of the most similar training sequences by k-mer Jaccard, with a weight fitted on val
+    (``training/neighbors.fit_neighbor_transfer``); the fitted spec and memory then live in the params and weights.
+    ``train.preset=auto`` asks for it on protein and peptide data.
+
     Activations are multiplied by the (down-sampled) padding mask after the stem, inside and after every block, and
     odd lengths are zero-padded to even before pooling, so padded positions stay exactly zero: in eval mode a
     sequence's logits do not depend on how much padding its batch adds.
@@ -263,13 +270,14 @@ class DilatedResNet(SequenceClassifier):
         linear_gc_window: int = 0,
         label_sets: Sequence[Sequence[int]] = (),
         label_set_mix: float = LABEL_SET_MIX,
+        neighbors: dict | None = None,
     ):
         super().__init__(
             vocab_size, num_classes, channels=channels, blocks=blocks, stem_kernel=stem_kernel,
             kernel_size=kernel_size, dilations=dilations, downsample=downsample, dropout=dropout,
             head_dropout=head_dropout, position_bins=position_bins, linear_positions=linear_positions,
             linear_kmers=linear_kmers, linear_gc_window=linear_gc_window,
-            label_sets=[list(s) for s in label_sets], label_set_mix=label_set_mix,
+            label_sets=[list(s) for s in label_sets], label_set_mix=label_set_mix, neighbors=dict(neighbors or {}),
         )  # fmt: skip
         if channels < 1 or blocks < 0 or position_bins < 0:
             raise ModelError(
@@ -298,6 +306,17 @@ class DilatedResNet(SequenceClassifier):
                             if linear_positions or linear_kmers or linear_gc_window else None)
         self.label_set_head = (LabelSetHead(self.num_features, num_classes, label_sets, head_dropout, label_set_mix)
                                if len(label_sets) else None)
+        spec = dict(neighbors or {})
+        if spec:
+            check_request(spec, vocab_size)
+        self.neighbor_transfer = (NeighborTransfer(vocab_size, num_classes, **spec)
+                                  if set(FITTED_KEYS) <= set(spec) else None)
+
+    def attach_neighbors(self, module: NeighborTransfer | None) -> None:
+        """Use ``module`` (fitted on this model's training data) in eval mode from now on, and record its spec in
+        the params so the saved model rebuilds it; ``None`` removes it."""
+        self.neighbor_transfer = module
+        self._config["neighbors"] = module.spec if module is not None else request(self._config.get("neighbors") or {})
 
     def _binned_mean(self, h: Tensor, mask: Tensor) -> Tensor:
         """Mean of each of K slices of every sequence's real length: ``(B, C, L), (B, L) → (B, C * K)``."""
@@ -332,13 +351,16 @@ class DilatedResNet(SequenceClassifier):
 
     def forward(self, x: Tensor, gc: Tensor | None = None) -> Tensor:
         """``x`` → ``(B, num_classes)``: the head's output, plus the linear term's when there is one; with label
-        sets, the logits of its mixture with the label-set head (:class:`LabelSetHead`)."""
+        sets, the logits of its mixture with the label-set head (:class:`LabelSetHead`); in eval mode with a fitted
+        neighbour transfer, the logits of its blend with the nearest training sequences' labels."""
         features = self.forward_features(x, gc)
         out = self.forward_head(features)
         if self.linear_term is not None:
             out = out + self.linear_term(*self.linear_inputs(x))
         if self.label_set_head is not None:
             out = self.label_set_head(features, out)
+        if self.neighbor_transfer is not None and not self.training:
+            out = self.neighbor_transfer(x, out)
         return out
 
     def linear_inputs(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -355,6 +377,8 @@ class DilatedResNet(SequenceClassifier):
         if self.label_set_head is not None:  # its sets name the old labels: a new label space has none
             self.label_set_head = None
             self._config["label_sets"] = []
+        if self.neighbor_transfer is not None:  # so does the memory
+            self.attach_neighbors(None)
 
     def forward_features(self, x: Tensor, gc: Tensor | None = None) -> Tensor:
         h, mask = self.trunk(x)

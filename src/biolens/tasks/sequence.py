@@ -26,6 +26,7 @@ from biolens.errors import ConfigError, DataError, InputError
 from biolens.io import fingerprint_arrays
 from biolens.models import create_model, model_info
 from biolens.models.inference import min_input_length
+from biolens.models.neighbors import request as neighbor_request
 from biolens.models.finetune import (check_sequence_start, load_matching, read_starting_weights, recorded_model,
                                    set_up_finetuning)
 from biolens.tasks.base import Codec, Encoded, Inputs, Task, register_task
@@ -222,7 +223,12 @@ class SequenceTask(Task):
         if start is not None:
             # the weights' architecture; model.params may change e.g. dropout. Label sets belong to the start's
             # labels, not its architecture: a new run gets them only from its own model.params
-            params = {**{k: v for k, v in start.params.items() if k != "label_sets"}, **params}
+            params = {**{k: v for k, v in start.params.items() if k not in ("label_sets", "neighbors")}, **params}
+        if params.get("neighbors"):  # a new run fits its own memory: only what was asked for carries over
+            params["neighbors"] = neighbor_request(params["neighbors"])
+            if self.target_type == "regression":
+                raise ConfigError("model.params.neighbors transfers class or label votes; these targets are "
+                                  "regression: remove model.params.neighbors")
         if params.get("label_sets") and self.target_type != "multilabel":  # before any LR test or run folder
             raise ConfigError(f"model.params.label_sets is for multi-label targets; these are {self.target_type}: "
                               "remove model.params.label_sets")

@@ -162,9 +162,10 @@ def build_trainer(cfg: RunConfig, model: nn.Module, train_batches: Any, y_train:
 
 
 def write_summary(cfg: RunConfig, trainer: Trainer, dist: Dist, run_dir: Path, resumed: bool,
-                  linear_term: dict[str, Any] | None = None) -> dict[str, Any]:
+                  linear_term: dict[str, Any] | None = None, neighbors: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
     """``train_summary.json`` (the choices that shaped training, the fit verdict and, when a linear term started
-    at the ridge solution, that fit) and ``plots/history.png``."""
+    at the ridge solution or neighbour transfer was fitted on val, those fits) and ``plots/history.png``."""
     t = cfg.train
     lr_rows = next((cb.rows for cb in trainer.callbacks if isinstance(cb, LRMonitor)), None)
     if trainer.history:
@@ -180,6 +181,8 @@ def write_summary(cfg: RunConfig, trainer: Trainer, dist: Dist, run_dir: Path, r
     }
     if linear_term is not None:
         summary["linear_term_ridge"] = linear_term
+    if neighbors is not None:
+        summary["neighbor_transfer"] = neighbors
     (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     fit = summary["fit"]
     log.info("fit: %s (val − train loss %s): %s", fit["verdict"], fit["gap"], fit.get("advice", ""))

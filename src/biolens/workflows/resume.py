@@ -12,6 +12,7 @@ import torch
 
 from biolens.config import DataConfig, RunConfig, load_config
 from biolens.errors import ConfigError
+from biolens.models.neighbors import request as neighbor_request
 from biolens.training.state import load_checkpoint
 
 
@@ -51,11 +52,19 @@ def set_aside(run_dir: Path) -> str | None:
     return f"the unfinished run was moved to {target} (resume it with resume={target})"
 
 
+def _asked(section: Any) -> Any:
+    """A config section as asked for: neighbour transfer's memory and fit (written after training) left out."""
+    params = getattr(section, "params", None)
+    if not isinstance(params, dict) or not params.get("neighbors"):
+        return section
+    return section.model_copy(update={"params": {**params, "neighbors": neighbor_request(params["neighbors"])}})
+
+
 def resume_state(run: Path, cfg: RunConfig, device: torch.device) -> dict[str, Any]:
     """The checkpoint to resume from, after checking the data and model match the run's own."""
     saved = load_config(run / "config.yaml")
     for section in ("data", "model"):
-        if getattr(saved, section) != getattr(cfg, section):
+        if _asked(getattr(saved, section)) != _asked(getattr(cfg, section)):
             raise ConfigError(f"resume {run}: the {section} section differs from {run}/config.yaml; resume "
                               f"with the run's own {section} (only train options such as train.epochs may change)")
     may_change = {"epochs", "early_stopping_patience", "device", "tensorboard", "checkpoint_every", "compile",

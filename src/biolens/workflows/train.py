@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from biolens.bundle import check_run_dir_writable, load_weights, make_run_dir, remove_temporaries, write_manifest
+from biolens.bundle import (check_run_dir_writable, load_weights, make_run_dir, remove_temporaries, save_weights,
+                            write_manifest)
 from biolens.config import DataConfig, ModelConfig, RunConfig, TrainConfig, as_config, load_config, validate_config
 from biolens.contract import InputContract
 from biolens.devices import resolve_device, seed_everything
@@ -34,6 +35,7 @@ from biolens.training import distributed
 from biolens.doctor.advise import preset_after_data, preset_before_data
 from biolens.training.build import build_loss, build_trainer, configure_batches, preflight, shard, write_summary
 from biolens.training.linear_init import fit_linear_term
+from biolens.training.neighbors import fit_neighbor_transfer
 from biolens.training.lr_finder import auto_lr, save_lr_find
 from biolens.training.checklist import pretraining_checklist, save_checklist
 from biolens.training.distill import TeacherBatches, load_teacher
@@ -349,9 +351,20 @@ def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputCon
         raise
     if not dist.is_main:
         return TrainResult(run_dir, {}, history, task.report())
-    write_summary(cfg, trainer, dist, run_dir, resumed=state is not None, linear_term=linear)
-
-    load_weights(model, run_dir / "model.safetensors")
+    # a run killed after its neighbour-transfer fit and resumed holds the fitted memory there: refit from scratch
+    load_weights(model, run_dir / "model.safetensors", ignore="neighbor_transfer.")
+    neighbors = None
+    if (model.config.get("neighbors") and hasattr(model, "attach_neighbors")
+            and contract.target_type in ("classification", "multilabel")):
+        neighbors = fit_neighbor_transfer(model, task.batches("train", train=False, device=device),
+                                          task.batches("val", train=False, device=device),
+                                          "sigmoid" if contract.target_type == "multilabel" else "softmax")
+        if neighbors["used"]:
+            save_weights(model, run_dir / "model.safetensors")
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": model.config})})
+        task.cfg = task.cfg.model_copy(update={"model": cfg.model})
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    write_summary(cfg, trainer, dist, run_dir, resumed=state is not None, linear_term=linear, neighbors=neighbors)
     splits = ("val", "test") if cfg.train.evaluate_test else ("val",)
     metrics: dict[str, Any] = {"best_epoch": checkpoint.best_epoch,
                                **split_metrics(model, task, contract, device, run_dir, splits)}
