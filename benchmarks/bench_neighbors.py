@@ -36,6 +36,11 @@ def _data(name: str, work: Path) -> dict[str, Any]:
     return {"data": str(csv), "target_cols": list(MFTP_LABELS)}
 
 
+def _auc(metrics: dict[str, Any]) -> dict[str, Any]:
+    """ROC AUC under one name: binary and multi-label ``roc_auc``, several classes macro one-vs-rest."""
+    return {**metrics, "roc_auc": metrics.get("roc_auc", metrics.get("roc_auc_ovr"))}
+
+
 def run(name: str, seed: int, work: Path) -> dict[str, Any]:
     import torch
 
@@ -51,9 +56,9 @@ def run(name: str, seed: int, work: Path) -> dict[str, Any]:
     task = make_task(p.config)
     task.prepare()
     keys = MULTILABEL if p.contract.target_type == "multilabel" else CLASSES
-    with_nn = split_metrics(p.model, task, p.contract, torch.device("cpu"), None, ("test",))["test"]
+    with_nn = _auc(split_metrics(p.model, task, p.contract, torch.device("cpu"), None, ("test",))["test"])
     p.model.attach_neighbors(None)
-    alone = split_metrics(p.model, task, p.contract, torch.device("cpu"), None, ("test",))["test"]
+    alone = _auc(split_metrics(p.model, task, p.contract, torch.device("cpu"), None, ("test",))["test"])
     row = {"set": name, "seed": seed, "used": bool(fit.get("used")), "fit": fit, "seconds": round(seconds, 1),
            **{f"network_{k}": alone[k] for k in keys}, **{f"transfer_{k}": with_nn[k] for k in keys}}
     print(f"{name:20s} seed {seed}: " + ", ".join(f"{k} {alone[k]:.4f} → {with_nn[k]:.4f}" for k in keys)
