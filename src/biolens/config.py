@@ -212,6 +212,10 @@ class TrainConfig(_Strict):
     at_least_one_label: bool | None = Field(None, description="multi-label: where no label passes its threshold, "
                                             "assign the most probable one; None (auto): on when every fully observed "
                                             "train sample carries a label")
+    label_threshold: float | Literal["auto"] = Field(
+        "auto", description="multi-label: the threshold every label's probability is decided at; auto: with "
+        "at_least_one_label, the one of 0.50, 0.55, …, 0.90 with the best val subset accuracy (0.5 when val has "
+        "fewer than 200 fully labelled samples), else 0.5. evaluate --operating-point replaces it per label")
     focal_gamma: float = Field(2.0, ge=0)
     focal_alpha: float | list[float] | None = Field(None, description="focal: scalar or one per class; default: class_weights")
     class_weights: Literal["none", "inverse", "effective"] = Field("none", description="loss weights from train class counts")
@@ -235,6 +239,13 @@ class TrainConfig(_Strict):
                       "trained with flips); recorded in the contract, applied by predict, evaluate, serve and export")
     evaluate_test: bool = Field(True, description="score the test split after training (metrics.json, predictions.csv);"
                                 " tune trials turn it off so that model selection never sees the test split")
+
+    @field_validator("label_threshold")
+    @classmethod
+    def _label_threshold_in_range(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and not 0 < v < 1:
+            raise ValueError("must be between 0 and 1, exclusive (or auto)")
+        return v
 
     @field_validator("lr")
     @classmethod

@@ -11,7 +11,7 @@ from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, 
                              roc_auc_score)
 
 from biolens.errors import ConfigError
-from biolens.evaluation.multilabel import label_thresholds, multilabel_metrics
+from biolens.evaluation.multilabel import label_thresholds, multilabel_metrics, shared_threshold
 from biolens.evaluation.paired_targets import paired_bootstrap
 from biolens.evaluation.regression import regression_metrics
 from biolens.metric_fns import per_label
@@ -237,3 +237,24 @@ def test_sample_counted_metrics_give_scikit_learns_value_on_every_resample(missi
             want = m.multilabel(y[idx], np.zeros_like(y[idx]), d[idx])
             got = m.from_counts(m.sample_counts(y, d)[idx].sum(axis=0))
             assert got == pytest.approx(want, abs=1e-12, nan_ok=True), name
+
+
+def test_shared_threshold_keeps_the_best_val_subset_accuracy_under_the_never_empty_rule():
+    # 300 rows, 3 labels; each row's true set is its top label. A second label at 0.6 is wrong on 200 rows and right
+    # on 100 (where it belongs to the set), so 0.5-0.60 decide 100 rows right and 0.65-0.90 decide 200
+    y = np.zeros((300, 3))
+    y[:, 0] = 1
+    y[:100, 1] = 1
+    p = np.full((300, 3), 0.1)
+    p[:, 0] = 0.95
+    p[:, 1] = 0.6
+    t, info = shared_threshold(y, p)
+    assert t == 0.65 and info["method"] == "val_subset_accuracy" and info["val_rows"] == 300
+    assert info["val_subset_accuracy"][0.5] == pytest.approx(1 / 3) and info["val_subset_accuracy"][0.65] == pytest.approx(2 / 3)
+    # a tie keeps the lowest threshold; an empty row still gets its most probable label at any threshold
+    p[:, 1] = 0.2
+    assert shared_threshold(y, p)[0] == 0.5
+    # rows with an unknown label do not count; too few fully labelled rows keep 0.5
+    y[:150, 2] = np.nan
+    t, info = shared_threshold(y, p)
+    assert t == 0.5 and info == {"method": "default", "val_rows": 150, "min_rows": 200}

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from biolens.cli.main import app
 from biolens.config import load_config
 from biolens.data.synthetic import synthetic_expression, synthetic_peptides
+from biolens.errors import ConfigError
 from biolens.tasks import Predictor
 from biolens.workflows.train import train
 from tests.conftest import TINY_MODEL
@@ -162,7 +163,7 @@ def test_label_sets_never_empty_in_training_are_never_empty_in_predictions(pepti
     fast = {**FAST, "epochs": 1, "params": {**TINY_MODEL, "neighbors": {}}}
     res = train(data=str(data), out=run, target_cols=["labels"], **fast)
     contract = json.loads((run / "contract.json").read_text())
-    assert contract["at_least_one_label"] is True
+    assert contract["at_least_one_label"] is True and contract["label_thresholds"] is None  # auto, small val: 0.5
     assert "at_least_one_label: true" in (run / "config.yaml").read_text()  # the resolved choice, reproducible
     contract["label_thresholds"] = [0.999] * 4  # thresholds no probability reaches: every set would be empty
     (run / "contract.json").write_text(json.dumps(contract))
@@ -173,6 +174,14 @@ def test_label_sets_never_empty_in_training_are_never_empty_in_predictions(pepti
     off = train(data=str(data), out=tmp_path / "off", target_cols=["labels"], at_least_one_label=False, **fast)
     assert off.predictor.contract.at_least_one_label is False
     assert res.metrics["test"]["subset_accuracy"] >= off.metrics["test"]["subset_accuracy"]
+    # train.label_threshold: auto keeps 0.5 on a val split this small; a number is every label's threshold
+    assert res.metrics["label_threshold"]["threshold"] == 0.5
+    assert 0 < res.metrics["label_threshold"]["val_rows"] < 200
+    fixed = train(data=str(data), out=tmp_path / "fixed", target_cols=["labels"], label_threshold=0.7, **fast)
+    assert fixed.predictor.contract.label_thresholds == [0.7] * 4
+    assert json.loads((tmp_path / "fixed" / "contract.json").read_text())["label_thresholds"] == [0.7] * 4
+    with pytest.raises(ConfigError, match="label_threshold"):
+        train(data=str(data), out=tmp_path / "bad", target_cols=["labels"], label_threshold=1.5, **fast)
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from biolens.config import DataConfig, ModelConfig, RunConfig, TrainConfig, as_c
 from biolens.contract import InputContract
 from biolens.devices import resolve_device, seed_everything
 from biolens.errors import BiolensError, ConfigError
+from biolens.evaluation.multilabel import shared_threshold
 from biolens.io import atomic_write_text, write_json
 from biolens.data.targets import effective_loss
 from biolens.metrics import evaluation_metrics, summary_line
@@ -365,9 +366,12 @@ def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputCon
         task.cfg = task.cfg.model_copy(update={"model": cfg.model})
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     write_summary(cfg, trainer, dist, run_dir, resumed=state is not None, linear_term=linear, neighbors=neighbors)
+    chosen = set_label_threshold(cfg.train, model, task, contract, device, run_dir)
     splits = ("val", "test") if cfg.train.evaluate_test else ("val",)
     metrics: dict[str, Any] = {"best_epoch": checkpoint.best_epoch,
                                **split_metrics(model, task, contract, device, run_dir, splits)}
+    if chosen is not None:
+        metrics["label_threshold"] = chosen
     write_json(run_dir / "metrics.json", metrics)
     if teacher is not None and "test" in metrics:
         distillation_summary(run_dir, model, teacher, task, metrics, device)
@@ -381,6 +385,31 @@ def _train_into(cfg: RunConfig, task: Task, model: nn.Module, contract: InputCon
         log.info("val %s (best epoch %d; the test split was not scored: train.evaluate_test=false); run "
                  "folder %s", summary_line(metrics["val"], contract.target_type), checkpoint.best_epoch, run_dir)
     return TrainResult(run_dir, metrics, history, task.report())
+
+
+def set_label_threshold(train_cfg: TrainConfig, model: nn.Module, task: Task, contract: InputContract,
+                        device: torch.device, run_dir: Path) -> dict[str, Any] | None:
+    """Multi-label runs: the threshold every label is decided at (``train.label_threshold``; auto: chosen on val by
+    ``evaluation.multilabel.shared_threshold`` when label sets are never empty), saved in the contract. None for
+    other runs."""
+    if contract.target_type != "multilabel":
+        return None
+    wanted = train_cfg.label_threshold
+    if wanted != "auto":
+        value, detail = float(wanted), {"method": "train.label_threshold"}
+    elif contract.at_least_one_label and task.size("val"):
+        net = codec_for(contract, task.cfg.data).with_tta(model).to(device)
+        probs = score(net, task.batches("val", train=False, device=device, batch_size=256), contract)
+        value, detail = shared_threshold(task.labels("val"), probs)
+    else:
+        value, detail = 0.5, {"method": "default"}
+    contract.label_thresholds = None if value == 0.5 else [value] * len(contract.class_names)
+    contract.save(run_dir / "contract.json")
+    if "val_subset_accuracy" in detail:
+        acc = detail["val_subset_accuracy"]
+        log.info("label threshold %.2f for every label (val subset accuracy %.4f; %.4f at 0.50, %d val samples); "
+                 "saved in the contract", value, acc[value], acc[0.5], detail["val_rows"])
+    return {"threshold": value, **detail}
 
 
 def split_metrics(model: nn.Module, task: Task, contract: InputContract, device: torch.device, run_dir: Path | None,
