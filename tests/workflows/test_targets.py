@@ -165,9 +165,11 @@ def test_label_sets_never_empty_in_training_are_never_empty_in_predictions(pepti
     contract = json.loads((run / "contract.json").read_text())
     assert contract["at_least_one_label"] is True and contract["label_thresholds"] is None  # auto, small val: 0.5
     assert "at_least_one_label: true" in (run / "config.yaml").read_text()  # the resolved choice, reproducible
+    saved = (run / "contract.json").read_text()
     contract["label_thresholds"] = [0.999] * 4  # thresholds no probability reaches: every set would be empty
     (run / "contract.json").write_text(json.dumps(contract))
     frame = Predictor.load(run, verify=False).predict(frame["sequence"].tolist()[:20])
+    (run / "contract.json").write_text(saved)
     probs = frame[[f"p_{n}" for n in contract["class_names"]]].to_numpy()
     assert not (probs >= 0.999).any()
     assert frame["prediction"].tolist() == np.asarray(contract["class_names"])[probs.argmax(axis=1)].tolist()
@@ -182,6 +184,39 @@ def test_label_sets_never_empty_in_training_are_never_empty_in_predictions(pepti
     assert json.loads((tmp_path / "fixed" / "contract.json").read_text())["label_thresholds"] == [0.7] * 4
     with pytest.raises(ConfigError, match="label_threshold"):
         train(data=str(data), out=tmp_path / "bad", target_cols=["labels"], label_threshold=1.5, **fast)
+    # an ensemble of members whose thresholds differ decides at 0.5, unless it is given its own (as cv does)
+    from biolens.workflows.ensemble import write_ensemble
+
+    for name, given, want in (("ens_default", None, None), ("ens_given", 0.65, [0.65] * 4)):
+        (tmp_path / name).mkdir()
+        write_ensemble([run, tmp_path / "fixed"], tmp_path / name, label_threshold=given)
+        ens = json.loads((tmp_path / name / "contract.json").read_text())
+        assert ens["label_thresholds"] == want and ens["at_least_one_label"] is True
+
+
+def test_a_cv_ensemble_chooses_its_label_threshold_on_the_out_of_fold_predictions():
+    from biolens.config import RunConfig
+    from biolens.contract import InputContract
+    from biolens.workflows.cv import _oof_label_threshold
+
+    # 300 pooled rows, true set = the top label; a second label at 0.6 is wrong on 200 rows: 0.65 is best
+    y = np.zeros((300, 3))
+    y[:, 0] = 1
+    y[:100, 1] = 1
+    p = np.full((300, 3), 0.1)
+    p[:, 0], p[:, 1] = 0.95, 0.6
+    names = ["a", "b", "c"]
+    oof = pd.DataFrame({"fold": 1, "id": [str(i) for i in range(300)],
+                        **{f"true_{n}": y[:, j] for j, n in enumerate(names)},
+                        **{f"p_{n}": p[:, j] for j, n in enumerate(names)}})
+    contract = InputContract(task="sequence", class_names=names, target_type="multilabel", at_least_one_label=True)
+    cfg = RunConfig(data={"path": "x.csv"})
+    got = _oof_label_threshold(cfg, oof, contract)
+    assert got["threshold"] == 0.65 and got["chosen_on"] == "out-of-fold predictions" and got["val_rows"] == 300
+    assert _oof_label_threshold(cfg.model_copy(update={"train": cfg.train.model_copy(update={"label_threshold": 0.5})}),
+                                oof, contract) is None  # a fixed threshold: the members already share it
+    contract.at_least_one_label = False
+    assert _oof_label_threshold(cfg, oof, contract) is None
 
 
 @pytest.mark.slow

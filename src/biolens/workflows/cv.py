@@ -51,6 +51,7 @@ from biolens.devices import resolve_device
 from biolens.doctor.advise import preset_before_data
 from biolens.errors import ConfigError
 from biolens.evaluation.evaluate import EvalOptions, evaluate_predictions
+from biolens.evaluation.multilabel import shared_threshold
 from biolens.io import write_json
 from biolens.metrics import evaluation_metrics
 from biolens.tasks import Predictor, make_task
@@ -130,9 +131,11 @@ def cross_validate(config: RunConfig | dict | str | Path | None = None, *, data:
                                     "other folds", seeds[k], progress=progress, force=force, scored=False))
     members = refits if refit else fold_runs
     oof, summary = _summarize(out, fold_runs, plan, refits)
+    shared = _oof_label_threshold(cfg, oof, InputContract.load(fold_runs[0] / "contract.json"))
     write_ensemble(members, out, extra={"cv": {"folds": folds, "seed": plan["seed"], "refit": refit,
-                                               "oof": summary["pooled"]["metrics"]}},
-                   fingerprint=plan.get("fingerprint"))
+                                               "oof": summary["pooled"]["metrics"],
+                                               **({"label_threshold": shared} if shared else {})}},
+                   fingerprint=plan.get("fingerprint"), label_threshold=shared["threshold"] if shared else None)
     write_json(out / "metrics.json", {"oof": summary["pooled"]["flat"]})
     refresh_manifest(out)
     log.info("cross-validation done: %s; the ensemble of the %d %s is %s (evaluate it on the held-out test split "
@@ -246,6 +249,22 @@ def _run_fold(out: Path, cfg: RunConfig, name: str, what: str, seed: int, *, pro
     log.info("%s: training %s", what, run)
     train(fold_cfg, progress=progress, force=force)
     return run
+
+
+def _oof_label_threshold(cfg: RunConfig, oof: pd.DataFrame, contract: InputContract) -> dict[str, Any] | None:
+    """Multi-label cv whose members keep the most probable label (``train.label_threshold=auto``): the ensemble's
+    one threshold for every label, chosen as a single run chooses its own on val (``shared_threshold``) but on the
+    out-of-fold predictions of the whole pool; the members' own, each chosen on its own val split, differ. None
+    where there is nothing to choose."""
+    if contract.target_type != "multilabel" or not contract.at_least_one_label or cfg.train.label_threshold != "auto":
+        return None
+    y, probs = read_target_predictions(oof, contract.class_names, "multilabel")
+    value, detail = shared_threshold(y, probs)
+    if "val_subset_accuracy" in detail:
+        acc = detail["val_subset_accuracy"]
+        log.info("ensemble label threshold %.2f for every label (out-of-fold subset accuracy %.4f; %.4f at 0.50, %d "
+                 "samples)", value, acc[value], acc[0.5], detail["val_rows"])
+    return {"threshold": value, **detail, "chosen_on": "out-of-fold predictions"}
 
 
 def _summarize(out: Path, fold_runs: list[Path], plan: dict[str, Any],

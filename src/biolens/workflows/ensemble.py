@@ -154,10 +154,12 @@ def _members(runs: list[str | Path] | list[Member]) -> list[Member]:
 
 
 def write_ensemble(runs: list[str | Path] | list[Member], out: Path, *, weight_by: str | None = None,
-                   extra: dict[str, Any] | None = None, fingerprint: str | None = None) -> Path:
+                   extra: dict[str, Any] | None = None, fingerprint: str | None = None,
+                   label_threshold: float | None = None) -> Path:
     """The bundle files (config, contract, weights, ``ensemble.json``, manifest) in the existing folder ``out``;
     ``fingerprint``: the dataset fingerprint of the data the bundle is evaluated on (default: the members' shared
-    one)."""
+    one); ``label_threshold``: multi-label, every label's threshold (default: the members' thresholds where they
+    agree, else 0.5)."""
     members = _members(runs)
     first = members[0]
     weights, metric = member_weights(members, weight_by)
@@ -179,7 +181,9 @@ def write_ensemble(runs: list[str | Path] | list[Member], out: Path, *, weight_b
                     "biolens evaluate DIR --target-sensitivity …", thresholds)
     labels = {tuple(m.contract.label_thresholds) if m.contract.label_thresholds else None for m in members}
     label_thresholds = labels.pop() if len(labels) == 1 else None  # differing per-label thresholds: 0.5 each
-    if len(labels) > 0:
+    if label_threshold is not None:
+        label_thresholds = None if label_threshold == 0.5 else (label_threshold,) * len(first.contract.class_names)
+    elif len(labels) > 0:
         log.warning("the members' per-label thresholds differ; the ensemble decides at 0.5 per label: choose its own "
                     "on val with biolens evaluate DIR --optimize f1")
     # the empty-set rule follows the data: kept only when every member's training label sets were never empty
