@@ -215,7 +215,7 @@ class TrainConfig(_Strict):
     label_threshold: float | Literal["auto"] = Field(
         "auto", description="multi-label: the threshold every label's probability is decided at; auto: with "
         "at_least_one_label, the one of 0.50, 0.55, …, 0.90 with the best val subset accuracy (0.5 when val has "
-        "fewer than 200 fully labelled samples), else 0.5. evaluate --operating-point replaces it per label")
+        "fewer than 200 fully labelled samples), else 0.5. evaluate --optimize f1 replaces it per label")
     focal_gamma: float = Field(2.0, ge=0)
     focal_alpha: float | list[float] | None = Field(None, description="focal: scalar or one per class; default: class_weights")
     class_weights: Literal["none", "inverse", "effective"] = Field("none", description="loss weights from train class counts")

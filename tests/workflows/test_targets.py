@@ -5,6 +5,7 @@ standardization round trip (predictions invariant to a linear rescaling of the t
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from biolens.bundle import refresh_manifest
 from biolens.cli.main import app
 from biolens.config import load_config
 from biolens.data.synthetic import synthetic_expression, synthetic_peptides
@@ -184,14 +186,24 @@ def test_label_sets_never_empty_in_training_are_never_empty_in_predictions(pepti
     assert json.loads((tmp_path / "fixed" / "contract.json").read_text())["label_thresholds"] == [0.7] * 4
     with pytest.raises(ConfigError, match="label_threshold"):
         train(data=str(data), out=tmp_path / "bad", target_cols=["labels"], label_threshold=1.5, **fast)
-    # an ensemble of members whose thresholds differ decides at 0.5, unless it is given its own (as cv does)
+    # an ensemble of members whose thresholds differ decides each label at their median, unless it is given its
+    # own (as cv does); members that agree keep theirs
     from biolens.workflows.ensemble import write_ensemble
 
-    for name, given, want in (("ens_default", None, None), ("ens_given", 0.65, [0.65] * 4)):
+    uneven = tmp_path / "uneven"
+    shutil.copytree(tmp_path / "fixed", uneven)
+    changed = json.loads((uneven / "contract.json").read_text())
+    changed["label_thresholds"] = [0.9, 0.6, 0.7, 0.55]
+    (uneven / "contract.json").write_text(json.dumps(changed))
+    refresh_manifest(uneven, written=["contract.json"])
+    for name, runs, given, want in (("ens_median", [run, tmp_path / "fixed"], None, [0.6] * 4),
+                                    ("ens_three", [run, tmp_path / "fixed", uneven], None, [0.7, 0.6, 0.7, 0.55]),
+                                    ("ens_agree", [tmp_path / "fixed", tmp_path / "fixed"], None, [0.7] * 4),
+                                    ("ens_given", [run, tmp_path / "fixed"], 0.65, [0.65] * 4)):
         (tmp_path / name).mkdir()
-        write_ensemble([run, tmp_path / "fixed"], tmp_path / name, label_threshold=given)
+        write_ensemble(runs, tmp_path / name, label_threshold=given)
         ens = json.loads((tmp_path / name / "contract.json").read_text())
-        assert ens["label_thresholds"] == want and ens["at_least_one_label"] is True
+        assert ens["label_thresholds"] == pytest.approx(want) and ens["at_least_one_label"] is True
 
 
 def test_a_cv_ensemble_chooses_its_label_threshold_on_the_out_of_fold_predictions():
