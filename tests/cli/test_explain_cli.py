@@ -75,6 +75,18 @@ def test_explain_ism_raw_sequences_and_class(trained_run: Path, explain_inputs, 
     assert top["explained_class"].tolist() == ["promoter", "promoter"] and top["id"].tolist() == ["seq1", "seq2"]
 
 
+def test_explain_with_no_region_above_the_threshold_writes_empty_tables(trained_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "none"  # no position is strictly above its sequence's 100th percentile
+    res = _invoke("explain", trained_run, "ACGTACGTTATAATACGTAC", "--method", "ig", "--threshold", "percentile:100",
+                  "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "0 regions" in res.output and "Traceback" not in res.output
+    regions = pd.read_csv(out / "regions.tsv", sep="\t")
+    assert regions.empty and list(regions.columns) == ["id", "start", "end", "subsequence", "weight", "class"]
+    assert (out / "regions.bed").read_text() == ""
+    assert len(pd.read_csv(out / "top_windows.tsv", sep="\t")) == 1  # the top window is still reported
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

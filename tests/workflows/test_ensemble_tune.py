@@ -237,3 +237,11 @@ def test_resumed_tune_refuses_a_new_objective_or_space_from_the_api_too(tmp_path
     (name,) = given
     with pytest.raises(ConfigError, match=rf"^{name}: a resumed study keeps the {name} it was searched with"):
         tune(resume=tmp_path / "study", **given)
+
+
+@pytest.mark.parametrize("kw, message", [({"trials": 0}, "trials=0: a study needs at least 1 trial"),
+                                         ({"trials": 3, "top_k": 0}, "top_k=0: give at least 1")])
+def test_tune_refuses_no_trials_or_an_empty_top_k_naming_the_value(tmp_path, kw, message):
+    with pytest.raises(ConfigError, match=message):
+        tune(data="builtin:splice", out=tmp_path / "t", **kw)
+    assert not (tmp_path / "t").exists()  # refused before any folder is made

@@ -28,7 +28,8 @@ def cv(
     **options: Any,
 ) -> None:
     """Cross-validate (stratified, grouped folds of train ∪ val; the test split is never read) and write the
-    ensemble of the fold models as a bundle in --out, with out-of-fold predictions and metrics."""
+    ensemble of its members (each fold's refit; --no-refit: the fold models) as a bundle in --out, with out-of-fold
+    predictions and metrics."""
     from biolens.workflows.cv import cross_validate
 
     setup_logging(quiet)

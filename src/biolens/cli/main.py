@@ -28,7 +28,8 @@ from biolens.cli.variants import variants
 
 app = typer.Typer(
     name="biolens",
-    help="Train, evaluate and ship deep-learning classifiers for biological sequences and biomedical images.",
+    help="Train, evaluate and ship deep-learning models (classes, values, label sets) for biological sequences and "
+         "biomedical images.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

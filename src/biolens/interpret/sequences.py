@@ -183,11 +183,17 @@ def _write_regions(b: Batch, scored: Scored, seqs: list[str], out: Path, thresho
     covered = np.zeros(b.x.shape, dtype=bool)
     for r in regions:
         covered[r.index, r.start:r.end] = True
-    reg = pd.DataFrame({
-        "id": [ids[r.index] for r in regions], "start": [r.start for r in regions],
-        "end": [r.end for r in regions], "subsequence": [seqs[r.index][r.start:r.end] for r in regions],
-        "weight": [r.weight for r in regions], "class": [names[b.targets[r.index]] for r in regions],
+    reg = pd.DataFrame({  # typed columns: a sequence set with no region above its threshold gives empty tables
+        "id": pd.Series([ids[r.index] for r in regions], dtype=object),
+        "start": pd.Series([r.start for r in regions], dtype=np.int64),
+        "end": pd.Series([r.end for r in regions], dtype=np.int64),
+        "subsequence": pd.Series([seqs[r.index][r.start:r.end] for r in regions], dtype=object),
+        "weight": pd.Series([r.weight for r in regions], dtype=np.float64),
+        "class": pd.Series([names[b.targets[r.index]] for r in regions], dtype=object),
     })  # fmt: skip
+    if not regions:
+        log.info("no position is above its sequence's threshold (%s): regions.tsv and regions.bed are empty",
+                 threshold)
     _tsv(reg, out / "regions.tsv")
     _bed(reg, reg["class"] + "_region", reg["weight"], out / "regions.bed")
     return reg, covered

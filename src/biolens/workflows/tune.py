@@ -218,8 +218,11 @@ def tune(config: RunConfig | dict | str | Path | None = None, *, data: Any = Non
             final model, which is built again).
         timeout: stop starting new trials after this many seconds.
     """
-    if trials < 1 or (top_k is not None and top_k < 1):
-        raise ConfigError(f"trials ({trials}) and top_k ({top_k}) must be at least 1")
+    if trials < 1:
+        raise ConfigError(f"trials={trials}: a study needs at least 1 trial (--trials N)")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"top_k={top_k}: give at least 1 (1 retrains the best configuration; k > 1 ensembles the "
+                          "best k trial runs)")
     if resume is not None:
         out = Path(resume)
         for name, value in (("objective", objective), ("space", space)):
