@@ -34,6 +34,21 @@ def test_lr_find_cli_writes_plot_csv_and_suggests(tmp_path, small_csv):
     assert rows[0] == "lr,loss,smoothed_loss" and 5 < len(rows) <= 31
 
 
+def test_lr_find_takes_trains_data_flags_for_label_sets(tmp_path):
+    from biolens.data.synthetic import synthetic_peptides
+
+    data = tmp_path / "pep.csv"
+    synthetic_peptides(200, seed=3).to_csv(data, index=False)
+    out = tmp_path / "lrf"
+    r = invoke("lr-find", "--data", data, "--target-col", "labels", "--out", out, "--num-iter", 20, "--batch-size", 16,
+               "-q", *TINY)
+    assert r.exit_code == 0, r.output
+    rows = (out / "lr_find.csv").read_text().splitlines()
+    assert rows[0] == "lr,loss,smoothed_loss" and 5 < len(rows) <= 21
+    bad = invoke("lr-find", "--data", data, "--target-col", "nope", "--out", tmp_path / "bad", "-q")
+    assert bad.exit_code == 2 and "no column 'nope'" in bad.output and "Traceback" not in bad.output
+
+
 @pytest.mark.slow
 def test_toolkit_options_are_recorded_in_the_run(tmp_path, small_csv):
     out = tmp_path / "run"

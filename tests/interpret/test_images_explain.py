@@ -143,7 +143,8 @@ def test_occlusion_is_the_logit_drop_under_a_sliding_mean_patch():
 def test_unknown_method_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="gradcam, saliency, occlusion"):
         attribute(torch.nn.Conv2d(1, 1, 1), torch.zeros(1, 1, 4, 4), torch.tensor([0]), "lime")
-    with pytest.raises(ConfigError, match="method 'ig' is not valid for image runs .a method for sequence runs"):
+    with pytest.raises(ConfigError, match=r"method .ig. is not valid for image runs \(a method for sequence runs; "
+                                          r"this is an image run\)"):
         explain_images(hand_predictor(tmp_path), [], "ig", tmp_path / "out")
 
 

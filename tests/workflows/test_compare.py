@@ -124,6 +124,9 @@ def test_cli_compare_prints_paired_tests_and_refuses_different_data(trained_run,
     n = len(pd.read_csv(trained_run / "predictions.csv"))
     assert f"paired tests on the same {n} test items" in r.output
     assert "McNemar acc" in r.output and "DeLong AUC" in r.output
+    legend = " ".join(r.output.split())
+    assert "items only the first run got right" in legend and "DeLong CI: 95% of the AUC difference" in legend
+    assert "bootstrap CI" not in legend
     saved = json.loads(out.read_text())
     assert saved["same_test_set"] and saved["paired"][0]["mcnemar"]["method"] in ("exact", "chi2")
 

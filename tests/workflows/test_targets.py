@@ -250,6 +250,11 @@ def test_regression_server_schema_and_compare(expression_csv, tmp_path):
     assert c.same_test_set and "spearman" in c.rows[0]
     boot = c.paired[0]["bootstrap"]["spearman"]
     assert boot["difference"] == pytest.approx(boot["a"] - boot["b"], abs=1e-6)
+    r = invoke("compare", runs[0].run_dir, runs[1].run_dir)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "paired bootstrap" in text and "bootstrap CI: 95% of the metric's difference (first − second)" in text
+    assert "McNemar" not in text and "AUC difference" not in text  # the legend names only the tests shown
 
 
 def test_unusable_target_columns_are_one_line_cli_errors(expression_csv, tmp_path):

@@ -3,36 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from biolens.cli._common import console, handle_errors, setup_logging
+from biolens.cli.train import config_from_options, share_options, train
 
 
 @handle_errors
+@share_options(train)
 def lr_find(
     config: Path = typer.Argument(None, help="YAML config; flags override it"),
-    data: list[str] = typer.Option(None, "--data", "-d", help="builtin:NAME, FASTA/CSV/TSV, or LABEL=FASTA (repeat)"),
-    model: str = typer.Option(None, "--model", "-m", help="architecture (see `biolens models`)"),
-    batch_size: int = typer.Option(None, help="batch size"),
     out: Path = typer.Option(Path("lr_find"), "--out", "-o", help="folder for lr_find.csv and lr_find.png"),
     start_lr: float = typer.Option(1e-7, help="first learning rate"),
     end_lr: float = typer.Option(10.0, help="last learning rate"),
     num_iter: int = typer.Option(100, help="steps (the LR grows geometrically)"),
-    set_: list[str] = typer.Option(None, "--set", help="any config field, e.g. --set train.optimizer=sgd (repeat)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="only warnings and the result"),
+    **options: Any,
 ) -> None:
-    """Run the LR range test; the model and optimizer are left untouched, nothing is trained."""
-    from biolens.cli.train import _drop_none
-    from biolens.config import _merge, load_config, parse_set
+    """Run the LR range test (the same data, model and training flags as train); the model and optimizer are left
+    untouched, nothing is trained."""
     from biolens.errors import ConfigError
     from biolens.training.lr_finder import lr_find as lr_find_api
 
     setup_logging(quiet)
     if not 0 < start_lr < end_lr:
         raise ConfigError(f"--start-lr {start_lr} / --end-lr {end_lr}: need 0 < start-lr < end-lr")
-    flags = {"data": {"path": data or None}, "model": {"name": model}, "train": {"batch_size": batch_size}}
-    cfg = load_config(config, _merge(_drop_none(flags), parse_set(set_ or [])))
+    cfg = config_from_options(config, options)
     result = lr_find_api(cfg, out=out, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter)
     fmt = lambda v: f"{v:.2e}" if v else "-"  # noqa: E731
     console.print(f"suggested learning rate: {fmt(result.steepest)} (steepest descent); "

@@ -86,8 +86,14 @@ def compare(
                            f"{bs['difference']:+.3f}", f"CI {ci[0]:+.3f},{ci[1]:+.3f}" if ci[0] is not None else "",
                            _p(bs, adjusted) if bs.get("p_value") is not None else "-")
         console.print(pt)
-        console.print("b: items only the first run got right, c: only the second; CI: 95% of the AUC difference",
-                      highlight=False)
+        legend = []  # only for the tests in the table
+        if any(p.get("mcnemar") for p in result.paired):
+            legend.append("b: items only the first run got right, c: only the second")
+        if any(p.get("delong") for p in result.paired):
+            legend.append("DeLong CI: 95% of the AUC difference")
+        if any(p.get("bootstrap") for p in result.paired):
+            legend.append("bootstrap CI: 95% of the metric's difference (first − second)")
+        console.print("; ".join(legend), highlight=False)
     for note in result.notes:
         console.print(note, soft_wrap=True, highlight=False)
     if csv_out is not None:

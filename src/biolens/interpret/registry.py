@@ -71,7 +71,8 @@ def get_method(kind: str, name: str) -> Method:
     if (kind, name) in _METHODS:
         return _METHODS[(kind, name)]
     other = [k for (k, n) in _METHODS if n == name]
-    hint = f" (a method for {', '.join(other)} runs; this is a {kind} run)" if other else ""
+    article = "an" if kind[:1] in "aeiou" else "a"
+    hint = f" (a method for {', '.join(other)} runs; this is {article} {kind} run)" if other else ""
     raise ConfigError(f"method {name!r} is not valid for {kind} runs{hint}; choose one of {', '.join(methods(kind))}")
 
 
