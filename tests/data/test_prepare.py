@@ -3,7 +3,8 @@ import pytest
 
 from biolens.config import DataConfig, RunConfig
 from biolens.data.builtin import BUILTINS
-from biolens.data.prepare import prepare_sequences
+from biolens.data.prepare import encode_for_model, prepare_sequences
+from biolens.data.readers import Records
 from biolens.errors import BiolensWarning, ConfigError, DataError
 from biolens.tasks import make_task
 from tests.conftest import planted_dna, write_csv, write_fasta
@@ -117,3 +118,26 @@ def test_data_split_seed_fixes_the_split_whatever_the_training_seed(tmp_path):
     assert test_ids(train={"seed": 7}) != base  # by default the training seed moves the split
     assert test_ids(train={"seed": 7}, data={"split_seed": 0}) == base
     assert test_ids(data={"split_seed": 7}) == test_ids(train={"seed": 7})
+
+
+def test_a_protein_model_warns_when_its_inputs_look_like_nucleotides(caplog):
+    rng = np.random.default_rng(0)
+    dna = ["".join(rng.choice(list("ACGT"), 30)) for _ in range(9)] + ["ACGTUACGUNACGTACGTAC"]  # RNA and N too
+    peptides = ["".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 30)) for _ in range(10)]
+
+    def run(seqs, alphabet="protein"):
+        caplog.clear()
+        recs = Records([f"s{i}" for i in range(len(seqs))], seqs, None, sources=[f"in.fa:{2 * i + 1}" for i in
+                                                                                 range(len(seqs))])
+        x, _ = encode_for_model(recs, alphabet, 40)
+        assert x.shape == (len(seqs), 40)
+        return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+    with caplog.at_level("WARNING", logger="biolens.data.prepare"):
+        got = run(dna)
+        assert len(got) == 1 and got[0].startswith("10 of 10 input sequences (first: in.fa:1) hold only A, C, G")
+        assert "this model reads protein" in got[0]
+        assert run(peptides) == []
+        assert run(dna[:8] + peptides[:2]) == []  # 8 of 10 (< 90%): a mixed file is not called nucleotides
+        assert run(["ACGTACGT", "GATTACA"]) == []  # under 20 residues: real peptides look like this too
+        assert run(dna[:9], alphabet="dna") == []  # a DNA model reading DNA
