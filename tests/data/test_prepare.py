@@ -2,11 +2,13 @@ import numpy as np
 import pytest
 
 from biolens.config import DataConfig, RunConfig
+from biolens.contract import InputContract
 from biolens.data.builtin import BUILTINS
 from biolens.data.prepare import encode_for_model, prepare_sequences
 from biolens.data.readers import Records
 from biolens.errors import BiolensWarning, ConfigError, DataError
 from biolens.tasks import make_task
+from biolens.tasks.sequence import SequenceCodec
 from tests.conftest import planted_dna, write_csv, write_fasta
 
 
@@ -141,3 +143,8 @@ def test_a_protein_model_warns_when_its_inputs_look_like_nucleotides(caplog):
         assert run(dna[:8] + peptides[:2]) == []  # 8 of 10 (< 90%): a mixed file is not called nucleotides
         assert run(["ACGTACGT", "GATTACA"]) == []  # under 20 residues: real peptides look like this too
         assert run(dna[:9], alphabet="dna") == []  # a DNA model reading DNA
+        # the server's JSON path warns the same way, naming the field
+        codec = SequenceCodec(InputContract(task="sequence", class_names=["a", "b"], alphabet="protein", max_len=40))
+        caplog.clear()
+        codec.from_json(dna[:3], None)
+        assert [r.getMessage()[:40] for r in caplog.records] == ["3 of 3 input sequences (first: sequences"]

@@ -467,7 +467,7 @@ def encode_for_model(recs: Records, alphabet_name: str, max_len: int) -> tuple[n
     alphabet = get_alphabet(alphabet_name)
     check_alphabet(recs, alphabet)
     x, lengths = encode(recs.seqs, alphabet, max_len)
-    _warn_if_nucleotides(recs, x, lengths, alphabet)
+    warn_if_nucleotides(x, lengths, alphabet, recs.locate)
     n_long = int(sum(len(s) > max_len for s in recs.seqs))
     if n_long:
         log.warning("%d sequences are longer than the model's max_len=%d and were truncated", n_long, max_len)
@@ -477,7 +477,7 @@ def encode_for_model(recs: Records, alphabet_name: str, max_len: int) -> tuple[n
 NUCLEOTIDE_CHECK_LENGTH = 20  # a peptide this long of only A, C, G, T, N, X is vanishingly rare (~0.3^20)
 
 
-def _warn_if_nucleotides(recs: Records, x: np.ndarray, lengths: np.ndarray, alphabet: Alphabet) -> None:
+def warn_if_nucleotides(x: np.ndarray, lengths: np.ndarray, alphabet: Alphabet, locate: Callable[[int], str]) -> None:
     """A protein model reads DNA or RNA without an error (A, C, G, T and N are amino-acid letters too, U an
     unknown residue) and returns confident nonsense: warn when at least 90% of the inputs of 20 or more residues
     hold nothing else."""
@@ -493,7 +493,7 @@ def _warn_if_nucleotides(recs: Records, x: np.ndarray, lengths: np.ndarray, alph
         first = int(np.flatnonzero(looks)[0])
         log.warning("%d of %d input sequences (first: %s) hold only A, C, G, T/U and N: they look like DNA or RNA, "
                     "but this model reads protein; translate them, or use a model trained on nucleotides",
-                    int(looks.sum()), len(recs), recs.locate(first))
+                    int(looks.sum()), len(lengths), locate(first))
 
 
 def labels_to_index(recs: Records, class_names: list[str]) -> np.ndarray:

@@ -18,7 +18,7 @@ from biolens.data.alphabets import get_alphabet
 from biolens.data.augment import gc_content
 from biolens.data.dataset import SequenceBatches, SequenceData
 from biolens.data.encoding import RecordError, decode, encode
-from biolens.data.prepare import PreparedData, encode_for_model, prepare_sequences
+from biolens.data.prepare import PreparedData, encode_for_model, prepare_sequences, warn_if_nucleotides
 from biolens.data.readers import Records, check_file, has_labels, iter_chunks, read_source
 from biolens.data.similarity import cross_split_pairs, default_kmer, similar_sequences
 from biolens.data.splits import SPLITS, sequence_keys
@@ -142,6 +142,7 @@ class SequenceCodec(Codec):
         except RecordError as e:
             where = f"{self.json_field}[{e.index}]"
             raise InputError(where, f"{where}: {e.detail}") from None
+        warn_if_nucleotides(x, lengths, self.alphabet, lambda i: f"{self.json_field}[{i}]")
         return Encoded(x, lengths)
 
     @classmethod
