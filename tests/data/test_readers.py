@@ -59,6 +59,18 @@ def test_table_missing_column_names_columns(tmp_path):
         read_table(p, seq_col="seq")
 
 
+def test_a_table_of_image_files_read_as_sequences_says_how_to_read_it_as_a_manifest(tmp_path):
+    p = tmp_path / "m.csv"
+    p.write_text("image,label\nscans/a.PNG,x\nscans/b.dcm,y\n")
+    with pytest.raises(DataError, match=r"no column 'sequence' \(columns: image, label\); column 'image' holds image "
+                                        r"files: for an image manifest, rename it to 'path' or set "
+                                        r"data.image.path_col=image \(--set data.image.path_col=image\)"):
+        read_table(p)
+    p.write_text("image,label\nscans/a.png,x\nnotes.txt,y\n")  # not every value an image: the plain advice
+    with pytest.raises(DataError, match=r"\(columns: image, label\); set data.seq_col=NAME$"):
+        read_table(p)
+
+
 def test_table_bad_split_value(tmp_path):
     p = tmp_path / "d.csv"
     p.write_text("sequence,label,split\nACGT,a,train\nACGT,b,training\n")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pyfastx
 
+from biolens.data.images.decode import IMAGE_SUFFIXES
 from biolens.data.splits import SPLITS
 from biolens.data.sniff import check_text_file, open_text
 from biolens.errors import DataError
@@ -246,6 +247,17 @@ def _read_frame(p: Path, chunksize: int | None = None):
         raise DataError(f"{p}: cannot parse as CSV/TSV ({str(e).splitlines()[0]}); check the delimiter and quoting") from None
 
 
+def _image_path_hint(df: pd.DataFrame) -> str | None:
+    """For a table read as sequences: the fix when one of its columns holds image file names (an image manifest
+    whose path column is not called ``path``)."""
+    for col in df.columns:
+        values = [v for v in df[col].head(20) if isinstance(v, str) and v.strip()]
+        if values and all(v.strip().lower().endswith(IMAGE_SUFFIXES) for v in values):
+            return (f"column {col!r} holds image files: for an image manifest, rename it to 'path' or set "
+                    f"data.image.path_col={col} (--set data.image.path_col={col})")
+    return None
+
+
 def _frame_records(df: pd.DataFrame, p: Path, first_row: int, *, seq_col: str, label_col: str | None, id_col: str,
                    split_col: str, require_labels: bool, group_col: str | None = None,
                    target_cols: list[str] | tuple[str, ...] = (), allow_empty_labels: bool = False) -> Records:
@@ -254,7 +266,7 @@ def _frame_records(df: pd.DataFrame, p: Path, first_row: int, *, seq_col: str, l
     df.columns = [str(c).strip() for c in df.columns]
     cols = ", ".join(df.columns)
     if seq_col not in df.columns:
-        raise DataError(f"{p}: no column {seq_col!r} (columns: {cols}); set data.seq_col=NAME")
+        raise DataError(f"{p}: no column {seq_col!r} (columns: {cols}); {_image_path_hint(df) or 'set data.seq_col=NAME'}")
     absent = [c for c in target_cols if c not in df.columns]
     if absent and (require_labels or len(absent) < len(target_cols)):
         raise DataError(f"{p}: no column {absent[0]!r} (columns: {cols}); set data.target_cols to the target columns")
