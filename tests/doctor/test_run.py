@@ -96,6 +96,16 @@ def test_not_a_run(tmp_path: Path):
         doctor_run(tmp_path)
 
 
+def test_an_ensemble_bundle_names_a_member_to_check(tmp_path: Path):
+    (tmp_path / "ensemble.json").write_text('{"members": [{"run": "runs/a", "weight": 0.5}, {"run": "runs/b"}]}')
+    with pytest.raises(BundleError, match=r"is an ensemble bundle of 2 runs, with no training history of its own; "
+                                          r"check a member instead, e.g. biolens doctor run runs/a$"):
+        doctor_run(tmp_path)
+    (tmp_path / "ensemble.json").write_text("[]")  # not what biolens writes: still a one-line error
+    with pytest.raises(BundleError, match="ensemble bundle of 0 runs.*doctor run MEMBER"):
+        doctor_run(tmp_path)
+
+
 def test_report_gets_a_doctor_section(trained_run: Path, tmp_path: Path):
     from biolens.workflows.report import build_report
 
