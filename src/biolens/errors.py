@@ -41,3 +41,8 @@ class BundleError(BiolensError):
 
 class BiolensWarning(UserWarning):
     """Data or configuration looks suspicious but training can go on."""
+
+
+def a_or_an(word: str) -> str:
+    """``word`` with its indefinite article, for messages that name a kind: "an image run", "a sequence run"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

@@ -65,7 +65,7 @@ def test_bad_calls_name_the_option_or_field(tmp_path):
 def test_a_model_that_does_not_fit_the_data_is_an_error_not_a_swap(tmp_path):
     images = np.zeros((12, 8, 8), dtype=np.uint8)
     with pytest.raises(ModelError, match=r"model.name 'dilated_resnet' is a sequence model but the data are image "
-                                         r"data; pick a image model: .*resnet"):
+                                         r"data; pick an image model: .*resnet"):
         biolens.train(data=images, labels=["a", "b"] * 6, model="dilated_resnet", out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
 

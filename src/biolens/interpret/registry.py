@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from biolens.errors import ConfigError
+from biolens.errors import ConfigError, a_or_an
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,7 @@ def get_method(kind: str, name: str) -> Method:
     if (kind, name) in _METHODS:
         return _METHODS[(kind, name)]
     other = [k for (k, n) in _METHODS if n == name]
-    article = "an" if kind[:1] in "aeiou" else "a"
-    hint = f" (a method for {', '.join(other)} runs; this is {article} {kind} run)" if other else ""
+    hint = f" (a method for {', '.join(other)} runs; this is {a_or_an(kind)} run)" if other else ""
     raise ConfigError(f"method {name!r} is not valid for {kind} runs{hint}; choose one of {', '.join(methods(kind))}")
 
 

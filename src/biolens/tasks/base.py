@@ -24,7 +24,7 @@ from torch import nn
 from biolens.config import DataConfig, RunConfig
 from biolens.contract import InputContract
 from biolens.data.targets import effective_loss, fit_standardization, never_empty, values_for
-from biolens.errors import ConfigError, DataError, ModelError
+from biolens.errors import ConfigError, DataError, ModelError, a_or_an
 from biolens.models import list_models, model_info
 from biolens.models.ensemble import TestTimeAugmentation, output_kind
 from biolens.models.registry import default_model
@@ -181,8 +181,8 @@ class Task:
         if spec.task == "ensemble":  # a bundle's data read again (evaluate); training one is refused by train
             return name
         if spec.task != cls.kind:
-            raise ModelError(f"model.name {name!r} is a {spec.task} model but the data are {cls.kind} data; pick a "
-                             f"{cls.kind} model: {', '.join(list_models(cls.kind))}")
+            raise ModelError(f"model.name {name!r} is {a_or_an(spec.task)} model but the data are {cls.kind} data; pick "
+                             f"{a_or_an(cls.kind)} model: {', '.join(list_models(cls.kind))}")
         return name
 
     # ---- the interface ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 from biolens.bundle import check_run_dir, read_yaml, refresh_manifest
 from biolens.config import validate_config
+from biolens.errors import a_or_an
 from biolens.evaluation.baselines import (baseline_section, distillation_section, insert_before_data,
                                           kmer_logistic_regression, kmer_target_baseline)
 from biolens.evaluation.report import headline
@@ -57,7 +58,7 @@ def run_baselines(run: str | Path, *, kmer: bool = True, bigru: bool = False, re
         return saved
     task = make_task(cfg)
     if task.kind != "sequence":
-        log.info("baselines are for sequence runs; %s is a %s run", run_dir, task.kind)
+        log.info("baselines are for sequence runs; %s is %s run", run_dir, a_or_an(task.kind))
         return saved
     task.prepare()
     d = task.data

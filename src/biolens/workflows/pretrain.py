@@ -30,7 +30,7 @@ from biolens.data.dataset import SequenceBatches
 from biolens.data.masking import MaskedBatches
 from biolens.data.unlabelled import Unlabelled, read_unlabelled
 from biolens.devices import resolve_device, seed_everything
-from biolens.errors import ConfigError, DataError
+from biolens.errors import ConfigError, DataError, a_or_an
 from biolens.io import atomic_write_text, write_json
 from biolens.models import create_model
 from biolens.models.finetune import PRETRAIN_FILE
@@ -99,7 +99,7 @@ def pretrain(
     cfg = build_config(config, data, model, epochs, out, **overrides)
     name = cfg.model.name or default_model("sequence")
     if model_info(name).task != "sequence":
-        raise ConfigError(f"model.name {name!r} is a {model_info(name).task} model; pretrain one of: "
+        raise ConfigError(f"model.name {name!r} is {a_or_an(model_info(name).task)} model; pretrain one of: "
                           f"{', '.join(pretrainable_models())}")
     unknown = [k for k in ("pretrained", "weights", "freeze_until", "teacher") if getattr(cfg.model, k, None)]
     if unknown or cfg.model.head_epochs:
