@@ -143,8 +143,8 @@ def test_a_protein_model_warns_when_its_inputs_look_like_nucleotides(caplog):
         assert run(dna[:8] + peptides[:2]) == []  # 8 of 10 (< 90%): a mixed file is not called nucleotides
         assert run(["ACGTACGT", "GATTACA"]) == []  # under 20 residues: real peptides look like this too
         assert run(dna[:9], alphabet="dna") == []  # a DNA model reading DNA
-        # the server's JSON path warns the same way, naming the field
+        # the server's JSON path: the same warning, naming the field, for the response
         codec = SequenceCodec(InputContract(task="sequence", class_names=["a", "b"], alphabet="protein", max_len=40))
-        caplog.clear()
-        codec.from_json(dna[:3], None)
-        assert [r.getMessage()[:40] for r in caplog.records] == ["3 of 3 input sequences (first: sequences"]
+        notes = codec.input_warnings(codec.from_json(dna[:3], None), "sequences")
+        assert len(notes) == 1 and notes[0].startswith("3 of 3 input sequences (first: sequences[0]) hold only")
+        assert codec.input_warnings(codec.from_json(peptides[:3], None), "sequences") == []

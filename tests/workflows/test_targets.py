@@ -141,6 +141,10 @@ def test_multilabel_api_evaluate_thresholds_serve_and_explain(peptides_csv, tmp_
     with TestClient(create_app(run)) as client:
         body = client.post("/v1/predict", json={"sequences": ["ACDEFRRWWGHIKLMNPQST", "GGGG"]}).json()
         assert body["target_type"] == "multilabel" and set(body["thresholds"]) == {"CYCY", "DEDE", "GPGP", "RRWW"}
+        assert body["warnings"] == []
+        dna = client.post("/v1/predict", json={"sequences": ["ACGTTGCA" * 4, "ACGT" * 6]}).json()
+        assert len(dna["predictions"]) == 2 and len(dna["warnings"]) == 1  # still answered, with the warning
+        assert dna["warnings"][0].startswith("2 of 2 input sequences (first: sequences[0]) hold only A, C, G")
         assert body["at_least_one_label"] is False  # some training peptides carry no motif: empty sets are allowed
         item = body["predictions"][0]
         assert set(item) == {"id", "labels", "probabilities"}
@@ -148,6 +152,7 @@ def test_multilabel_api_evaluate_thresholds_serve_and_explain(peptides_csv, tmp_
         assert item["labels"] == on
         schema = client.get("/openapi.json").json()
         assert "MultilabelResponse" in schema["components"]["schemas"]
+        assert "warnings" in schema["components"]["schemas"]["MultilabelResponse"]["properties"]
         assert "label set" in schema["paths"]["/v1/predict"]["post"]["summary"]
 
     r = invoke("explain", run, "ACDEFRRWWGHIKLMNPQST", "--method", "ism", "--out", tmp_path / "ex", "-q")

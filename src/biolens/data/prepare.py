@@ -467,7 +467,9 @@ def encode_for_model(recs: Records, alphabet_name: str, max_len: int) -> tuple[n
     alphabet = get_alphabet(alphabet_name)
     check_alphabet(recs, alphabet)
     x, lengths = encode(recs.seqs, alphabet, max_len)
-    warn_if_nucleotides(x, lengths, alphabet, recs.locate)
+    note = nucleotide_warning(x, lengths, alphabet, recs.locate)
+    if note:
+        log.warning("%s", note)
     n_long = int(sum(len(s) > max_len for s in recs.seqs))
     if n_long:
         log.warning("%d sequences are longer than the model's max_len=%d and were truncated", n_long, max_len)
@@ -477,23 +479,24 @@ def encode_for_model(recs: Records, alphabet_name: str, max_len: int) -> tuple[n
 NUCLEOTIDE_CHECK_LENGTH = 20  # a peptide this long of only A, C, G, T, N, X is vanishingly rare (~0.3^20)
 
 
-def warn_if_nucleotides(x: np.ndarray, lengths: np.ndarray, alphabet: Alphabet, locate: Callable[[int], str]) -> None:
+def nucleotide_warning(x: np.ndarray, lengths: np.ndarray, alphabet: Alphabet, locate: Callable[[int], str]
+                       ) -> str | None:
     """A protein model reads DNA or RNA without an error (A, C, G, T and N are amino-acid letters too, U an
-    unknown residue) and returns confident nonsense: warn when at least 90% of the inputs of 20 or more residues
-    hold nothing else."""
+    unknown residue) and returns confident nonsense: the warning to give when at least 90% of the inputs of 20 or
+    more residues hold nothing else (None otherwise)."""
     if alphabet.name != "protein":
-        return
+        return None
     long = lengths >= NUCLEOTIDE_CHECK_LENGTH
     if not long.any():
-        return
+        return None
     nucleic = np.zeros(256, dtype=bool)
     nucleic[[0, alphabet.unknown_index, *(int(alphabet.lut[ord(c)]) for c in "ACGTN")]] = True  # PAD, X/U, ACGTN
     looks = nucleic[x].all(axis=1) & long
-    if looks.sum() >= 0.9 * long.sum():
-        first = int(np.flatnonzero(looks)[0])
-        log.warning("%d of %d input sequences (first: %s) hold only A, C, G, T/U and N: they look like DNA or RNA, "
-                    "but this model reads protein; translate them, or use a model trained on nucleotides",
-                    int(looks.sum()), len(lengths), locate(first))
+    if looks.sum() < 0.9 * long.sum():
+        return None
+    return (f"{int(looks.sum())} of {len(lengths)} input sequences (first: {locate(int(np.flatnonzero(looks)[0]))}) "
+            "hold only A, C, G, T/U and N: they look like DNA or RNA, but this model reads protein; translate them, "
+            "or use a model trained on nucleotides")
 
 
 def labels_to_index(recs: Records, class_names: list[str]) -> np.ndarray:

@@ -92,6 +92,8 @@ class PredictResponse(BaseModel):
     positive_class: str | None
     threshold: float | None
     predictions: list[ItemPrediction]
+    warnings: list[str] = Field(default_factory=list, description="inputs that are valid but probably wrong (e.g. "
+                                "DNA sent to a protein model); the predictions are still given")
 
 
 class RegressionItem(BaseModel):
@@ -106,6 +108,8 @@ class RegressionResponse(BaseModel):
     target_type: str = Field("regression", description="a regression model: one value per target")
     targets: list[str]
     predictions: list[RegressionItem]
+    warnings: list[str] = Field(default_factory=list, description="inputs that are valid but probably wrong (e.g. "
+                                "DNA sent to a protein model); the predictions are still given")
 
 
 class MultilabelItem(BaseModel):
@@ -124,6 +128,8 @@ class MultilabelResponse(BaseModel):
     at_least_one_label: bool = Field(False, description="true: no item is left without a label (where none reaches "
                                      "its threshold, the most probable one is given), as in the training data")
     predictions: list[MultilabelItem]
+    warnings: list[str] = Field(default_factory=list, description="inputs that are valid but probably wrong (e.g. "
+                                "DNA sent to a protein model); the predictions are still given")
 
 
 RESPONSES = {"classification": PredictResponse, "regression": RegressionResponse, "multilabel": MultilabelResponse}
@@ -194,12 +200,19 @@ class InferenceService:
         except InputError as e:
             raise APIError(422, e.field, str(e)) from None
 
-    def format(self, ids: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
+    def warnings(self, encoded: Encoded, carries: str) -> list[str]:
+        """The codec's warnings about a validated JSON request's items, logged too (uploads: none)."""
+        notes = self.codec.input_warnings(encoded, self.codec.json_field) if carries == "json" else []
+        for note in notes:
+            log.warning("%s", note)
+        return notes
+
+    def format(self, ids: Sequence[str], probs: np.ndarray, warnings: Sequence[str] = ()) -> dict[str, Any]:
         c = self.contract
         if c.target_type == "regression":  # probs are the values (contract.outputs)
             return {"model": self.model_name, "task": c.task, "target_type": "regression", "targets": c.target_names,
                     "predictions": [{"id": ident, "values": {n: float(probs[i, k]) for k, n in enumerate(c.target_names)}}
-                                    for i, ident in enumerate(ids)]}
+                                    for i, ident in enumerate(ids)], "warnings": list(warnings)}
         if c.target_type == "multilabel":
             on = c.decide(probs)
             return {"model": self.model_name, "task": c.task, "target_type": "multilabel",
@@ -207,7 +220,7 @@ class InferenceService:
                     "at_least_one_label": c.at_least_one_label,
                     "predictions": [{"id": ident, "labels": [n for k, n in enumerate(c.target_names) if on[i, k]],
                                      "probabilities": {n: float(probs[i, k]) for k, n in enumerate(c.target_names)}}
-                                    for i, ident in enumerate(ids)]}
+                                    for i, ident in enumerate(ids)], "warnings": list(warnings)}
         pred = c.decide(probs)
         items = []
         for i, ident in enumerate(ids):
@@ -218,7 +231,8 @@ class InferenceService:
                 "decision": bool(pred[i] == c.positive_index) if c.positive_index is not None else None,
             })
         return {"model": self.model_name, "task": c.task, "positive_class": c.positive_class,
-                "threshold": c.threshold if c.positive_index is not None else None, "predictions": items}
+                "threshold": c.threshold if c.positive_index is not None else None, "predictions": items,
+                "warnings": list(warnings)}
 
     def metadata(self) -> dict[str, Any]:
         c = self.contract
@@ -328,12 +342,13 @@ def create_app(run_or_predictor: str | Path | Predictor, *, max_upload_bytes: in
         try:
             body = await read_body(request, max_upload_bytes)
             ids, encoded = await service.inputs(request, body, carries)
+            notes = service.warnings(encoded, carries)
             probs = await batcher.submit(encoded.x, encoded.lengths)
         finally:
             if len(body) > TRIM_AFTER_BYTES:
                 release_memory()  # large bodies, answered or refused: give the freed heap back to the system
         service.requests += 1
-        return service.format(ids, probs)
+        return service.format(ids, probs, notes)
 
     @app.get("/v1/health", summary="Liveness and batcher counters")
     async def health() -> dict[str, Any]:

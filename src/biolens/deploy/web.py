@@ -253,7 +253,7 @@ def add_explain_route(app: FastAPI, service: Any, explainer: Explainer,
         finally:
             waiting -= 1
         service.requests += 1
-        answer = service.format(ids, np.asarray(probs))
+        answer = service.format(ids, np.asarray(probs), service.warnings(encoded, carries))
         for item, explanation in zip(answer["predictions"], _data_urls(items), strict=True):
             item["explanation"] = explanation
         answer["method"] = chosen

@@ -144,6 +144,11 @@ class Codec:
     def from_uploads(self, names: Sequence[str], blobs: Sequence[bytes]) -> Encoded:
         raise DataError(f"a {self.kind} model takes no file uploads")
 
+    def input_warnings(self, encoded: Encoded, field: str) -> list[str]:
+        """Warnings about inputs that are valid but probably wrong (items named ``field[i]``); the server returns
+        them with its predictions."""
+        return []
+
     @classmethod
     def random_batch(cls, model: nn.Module, contract: Any = None, n: int = 8, seed: int = 0
                      ) -> dict[str, torch.Tensor]:

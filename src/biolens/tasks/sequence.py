@@ -18,7 +18,7 @@ from biolens.data.alphabets import get_alphabet
 from biolens.data.augment import gc_content
 from biolens.data.dataset import SequenceBatches, SequenceData
 from biolens.data.encoding import RecordError, decode, encode
-from biolens.data.prepare import PreparedData, encode_for_model, prepare_sequences, warn_if_nucleotides
+from biolens.data.prepare import PreparedData, encode_for_model, nucleotide_warning, prepare_sequences
 from biolens.data.readers import Records, check_file, has_labels, iter_chunks, read_source
 from biolens.data.similarity import cross_split_pairs, default_kmer, similar_sequences
 from biolens.data.splits import SPLITS, sequence_keys
@@ -142,8 +142,11 @@ class SequenceCodec(Codec):
         except RecordError as e:
             where = f"{self.json_field}[{e.index}]"
             raise InputError(where, f"{where}: {e.detail}") from None
-        warn_if_nucleotides(x, lengths, self.alphabet, lambda i: f"{self.json_field}[{i}]")
         return Encoded(x, lengths)
+
+    def input_warnings(self, encoded: Encoded, field: str) -> list[str]:
+        note = nucleotide_warning(encoded.x, encoded.lengths, self.alphabet, lambda i: f"{field}[{i}]")
+        return [note] if note else []
 
     @classmethod
     def random_batch(cls, model: nn.Module, contract: Any = None, n: int = 8, seed: int = 0
