@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -79,6 +79,11 @@ class SequenceRequest(BaseModel):
     ids: list[str] | None = Field(None, description="one id per sequence (default seq1, seq2, …)")
 
 
+# every predict response: notes on inputs that are valid but probably wrong, with the predictions still given
+Warnings = Annotated[list[str], Field(description="inputs that are valid but probably wrong (e.g. DNA sent to a "
+                                                  "protein model); the predictions are still given")]
+
+
 class ItemPrediction(BaseModel):
     id: str
     prediction: str = Field(..., description="predicted class (binary: the positive class when decision is true)")
@@ -92,8 +97,7 @@ class PredictResponse(BaseModel):
     positive_class: str | None
     threshold: float | None
     predictions: list[ItemPrediction]
-    warnings: list[str] = Field(default_factory=list, description="inputs that are valid but probably wrong (e.g. "
-                                "DNA sent to a protein model); the predictions are still given")
+    warnings: Warnings = []
 
 
 class RegressionItem(BaseModel):
@@ -108,8 +112,7 @@ class RegressionResponse(BaseModel):
     target_type: str = Field("regression", description="a regression model: one value per target")
     targets: list[str]
     predictions: list[RegressionItem]
-    warnings: list[str] = Field(default_factory=list, description="inputs that are valid but probably wrong (e.g. "
-                                "DNA sent to a protein model); the predictions are still given")
+    warnings: Warnings = []
 
 
 class MultilabelItem(BaseModel):
@@ -128,8 +131,7 @@ class MultilabelResponse(BaseModel):
     at_least_one_label: bool = Field(False, description="true: no item is left without a label (where none reaches "
                                      "its threshold, the most probable one is given), as in the training data")
     predictions: list[MultilabelItem]
-    warnings: list[str] = Field(default_factory=list, description="inputs that are valid but probably wrong (e.g. "
-                                "DNA sent to a protein model); the predictions are still given")
+    warnings: Warnings = []
 
 
 RESPONSES = {"classification": PredictResponse, "regression": RegressionResponse, "multilabel": MultilabelResponse}
@@ -208,11 +210,15 @@ class InferenceService:
         return notes
 
     def format(self, ids: Sequence[str], probs: np.ndarray, warnings: Sequence[str] = ()) -> dict[str, Any]:
+        """The response body of the contract's target type, with the request's warnings."""
+        return {**self._body(ids, probs), "warnings": list(warnings)}
+
+    def _body(self, ids: Sequence[str], probs: np.ndarray) -> dict[str, Any]:
         c = self.contract
         if c.target_type == "regression":  # probs are the values (contract.outputs)
             return {"model": self.model_name, "task": c.task, "target_type": "regression", "targets": c.target_names,
                     "predictions": [{"id": ident, "values": {n: float(probs[i, k]) for k, n in enumerate(c.target_names)}}
-                                    for i, ident in enumerate(ids)], "warnings": list(warnings)}
+                                    for i, ident in enumerate(ids)]}
         if c.target_type == "multilabel":
             on = c.decide(probs)
             return {"model": self.model_name, "task": c.task, "target_type": "multilabel",
@@ -220,7 +226,7 @@ class InferenceService:
                     "at_least_one_label": c.at_least_one_label,
                     "predictions": [{"id": ident, "labels": [n for k, n in enumerate(c.target_names) if on[i, k]],
                                      "probabilities": {n: float(probs[i, k]) for k, n in enumerate(c.target_names)}}
-                                    for i, ident in enumerate(ids)], "warnings": list(warnings)}
+                                    for i, ident in enumerate(ids)]}
         pred = c.decide(probs)
         items = []
         for i, ident in enumerate(ids):
@@ -231,8 +237,7 @@ class InferenceService:
                 "decision": bool(pred[i] == c.positive_index) if c.positive_index is not None else None,
             })
         return {"model": self.model_name, "task": c.task, "positive_class": c.positive_class,
-                "threshold": c.threshold if c.positive_index is not None else None, "predictions": items,
-                "warnings": list(warnings)}
+                "threshold": c.threshold if c.positive_index is not None else None, "predictions": items}
 
     def metadata(self) -> dict[str, Any]:
         c = self.contract

@@ -48,6 +48,12 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
         rows = _load_json(run_dir / "history.json")
     elif (run_dir / "history.csv").is_file():
         rows = pd.read_csv(run_dir / "history.csv").to_dict("records")
+    elif (run_dir / "ensemble.json").is_file():
+        info = _load_json(run_dir / "ensemble.json")
+        listed = info.get("members", []) if isinstance(info, dict) else []
+        members = [m["run"] for m in listed if isinstance(m, dict) and m.get("run")]
+        raise BundleError(f"{run_dir} is an ensemble bundle of {len(members)} runs, with no training history of its "
+                          f"own; check a member instead, e.g. biolens doctor run {members[0] if members else 'MEMBER'}")
     else:
         raise BundleError(f"{run_dir}: no history.json or history.csv; give the --out folder of a `biolens train` run")
     if not isinstance(rows, list) or not rows or not all(
@@ -77,13 +83,6 @@ def doctor_run(run: str | Path) -> Report:
     run_dir = Path(run)
     if not run_dir.is_dir():
         raise BundleError(f"run folder not found: {run_dir}; give the --out folder of a `biolens train` run")
-    ensemble = run_dir / "ensemble.json"
-    if ensemble.is_file() and not any((run_dir / f).is_file() for f in ("history.json", "history.csv")):
-        info = _load_json(ensemble)
-        listed = info.get("members", []) if isinstance(info, dict) else []
-        members = [m["run"] for m in listed if isinstance(m, dict) and m.get("run")]
-        raise BundleError(f"{run_dir} is an ensemble bundle of {len(members)} runs, with no training history of its "
-                          f"own; check a member instead, e.g. biolens doctor run {members[0] if members else 'MEMBER'}")
     rows = read_history(run_dir)
     cfg = _config(run_dir)
     train_cfg = cfg.get("train", {})
